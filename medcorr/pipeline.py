@@ -1,0 +1,50 @@
+"""Building ready pipelines and reading results: the API the CLI, MEDEC runner and stream share."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+from medcorr.finding import Verdict
+
+
+def build_pipeline(config: str | Path | None = None, overrides: dict[str, Any] | None = None):
+    """A spaCy ``Language`` with the medcorr component.
+
+    ``config`` is a spaCy ``.cfg`` file (see ``pipelines/``) or a saved pipeline directory; when None, a
+    blank English pipeline with the default medcorr component (shipped model, offline generator) is built.
+    ``overrides`` are medcorr component settings (``{"threshold": 0.6}``) for the default pipeline, or
+    dotted spaCy config overrides (``{"components.medcorr.threshold": 0.6}``) for a ``.cfg`` file.
+    """
+    import spacy
+
+    import medcorr.component  # noqa: F401  (registers the factory even without the entry point)
+
+    if config is None:
+        nlp = spacy.blank("en")
+        nlp.add_pipe("medcorr", config=dict(overrides or {}))
+        return nlp
+    path = Path(config)
+    if path.is_dir():
+        return spacy.load(path, config=dict(overrides or {}))
+    if not path.is_file():
+        raise FileNotFoundError(f"pipeline config not found: {path}")
+    from spacy.util import load_config, load_model_from_config
+
+    cfg = load_config(path, overrides=dict(overrides or {}), interpolate=False)
+    nlp = load_model_from_config(cfg, auto_fill=True)
+    nlp.initialize()
+    return nlp
+
+
+def verdict_of(doc) -> Verdict:
+    """The medcorr verdict the component stored on a processed ``Doc``."""
+    verdict = doc._.medcorr
+    if verdict is None:
+        raise ValueError("this Doc was not processed by a medcorr component")
+    return verdict
+
+
+def check_texts(nlp, texts: Iterable[str], batch_size: int = 16) -> Iterator[Verdict]:
+    """Run ``nlp`` over ``texts`` and yield one verdict per text, in order."""
+    for doc in nlp.pipe(texts, batch_size=batch_size):
+        yield verdict_of(doc)
