@@ -13,6 +13,8 @@ from typing import Sequence
 
 SUBCOMMAND_MODULES: tuple[str, ...] = (
     "medcorr.cli_check",
+    "medcorr.train.cli",
+    "medcorr.medec.cli",
 )
 
 EXIT_OK = 0

@@ -1,0 +1,385 @@
+"""The ``medcorr`` spaCy component: finds suspicious clinical statements and proposes corrections.
+
+Built like spaCy's own pipes: ``predict`` computes everything without touching the docs (sentence
+boundaries, ONNX detector, lexicon candidates, generator proposals) and ``set_annotations`` writes the
+results: ``doc._.medcorr`` (the :class:`~medcorr.finding.Verdict`), ``doc.spans[spans_key]`` with
+``span._.medcorr`` (the :class:`~medcorr.finding.Finding`), and the same data as plain JSON in
+``SpanGroup.attrs`` so that a ``DocBin`` round trip keeps it.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+from spacy.language import Language
+from spacy.pipeline import TrainablePipe  # noqa: F401  (documented base for comparison)
+from spacy.pipeline.pipe import Pipe
+from spacy.tokens import Doc, Span
+from spacy.util import minibatch
+
+from medcorr.detector import META_FILE, MODEL_FILE, TOKENIZER_FILE, NotePrediction, OnnxDetector
+from medcorr.finding import ERROR_TYPES, Finding, Verdict
+from medcorr.generators.base import CorrectionRequest, Generator, Proposal, substitute
+from medcorr.registry import detectors
+
+VERDICT_ATTR = "medcorr.verdict"
+MODES = ("verdict", "highlight")
+DEFAULT_GENERATOR = {"@medcorr_generators": "medcorr.KnowledgeGenerator.v1"}
+
+
+def _silence_pyrush() -> None:
+    """PyRuSH logs token text at DEBUG through loguru: never let note text reach logs."""
+    from loguru import logger
+
+    logger.disable("PyRuSH")
+
+
+def _verdict_getter(doc: Doc) -> Verdict | None:
+    for group in doc.spans.values():
+        data = group.attrs.get(VERDICT_ATTR)
+        if data is not None:
+            return Verdict.from_dict(data)
+    return None
+
+
+def _finding_getter(span: Span) -> Finding | None:
+    verdict = _verdict_getter(span.doc)
+    if verdict is None:
+        return None
+    for finding in verdict.findings:
+        if finding.start == span.start_char and finding.end == span.end_char:
+            return finding
+    return None
+
+
+def register_extensions() -> None:
+    """``Doc._.medcorr`` and ``Span._.medcorr`` (idempotent)."""
+    if not Doc.has_extension("medcorr"):
+        Doc.set_extension("medcorr", getter=_verdict_getter)
+    if not Span.has_extension("medcorr"):
+        Span.set_extension("medcorr", getter=_finding_getter)
+
+
+@detectors("medcorr.OnnxDetector.v1")
+def onnx_detector_builder() -> Callable[..., OnnxDetector]:
+    """Registered detector backend: builds an :class:`OnnxDetector` from the component's settings."""
+    return OnnxDetector
+
+
+@Language.factory(
+    "medcorr",
+    assigns=["doc._.medcorr", "span._.medcorr", "doc.spans", "token.is_sent_start"],
+    default_config={
+        "model_path": "",
+        "threshold": None,
+        "batch_size": 64,
+        "max_length": 0,
+        "providers": ["CPUExecutionProvider"],
+        "num_threads": 0,
+        "mode": "verdict",
+        "spans_key": "medcorr",
+        "respect_context": True,
+        "detector": {"@medcorr_detectors": "medcorr.OnnxDetector.v1"},
+        "generator": DEFAULT_GENERATOR,
+    },
+)
+def make_medcorr(nlp: Language, name: str, model_path: str, threshold: float | None, batch_size: int,
+                 max_length: int, providers: list[str], num_threads: int, mode: str, spans_key: str,
+                 respect_context: bool, detector: Callable[..., OnnxDetector],
+                 generator: Generator | None) -> "MedcorrComponent":
+    """Factory of the ``medcorr`` pipe (see :class:`MedcorrComponent` for the settings)."""
+    return MedcorrComponent(
+        nlp, name, model_path=model_path, threshold=threshold, batch_size=batch_size, max_length=max_length,
+        providers=providers, num_threads=num_threads, mode=mode, spans_key=spans_key,
+        respect_context=respect_context, detector_builder=detector, generator=generator,
+    )
+
+
+class MedcorrComponent(Pipe):
+    """Clinical-note error detection and correction.
+
+    Settings: ``model_path`` (a medcorr model directory; empty = the shipped model), ``threshold`` (verdict
+    probability above which a note is flagged; None = the model's tuned threshold), ``batch_size`` (most
+    encoder windows per ONNX call; a MEDEC-sized note is one window, so ``nlp.pipe(batch_size=32)`` makes
+    one ONNX call per batch), ``max_length`` (tokens per window, 0 = the model's), ``providers``
+    (onnxruntime execution providers), ``num_threads`` (0 = all cores), ``mode`` (``verdict``: findings
+    only for flagged notes; ``highlight``: always report the most suspicious span, flagged or not),
+    ``spans_key``, ``respect_context`` (skip claims that medspaCy ConText marks as negated), ``generator``
+    (the correction backend, or None).
+    """
+
+    def __init__(self, nlp: Language, name: str = "medcorr", *, model_path: str = "", threshold: float | None = None,
+                 batch_size: int = 64, max_length: int = 0, providers: Sequence[str] = ("CPUExecutionProvider",),
+                 num_threads: int = 0, mode: str = "verdict", spans_key: str = "medcorr",
+                 respect_context: bool = True, detector_builder: Callable[..., OnnxDetector] = OnnxDetector,
+                 generator: Generator | None = None):
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if threshold is not None and not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+        register_extensions()
+        _silence_pyrush()
+        self.nlp = nlp
+        self.name = name
+        self.cfg: dict[str, Any] = {
+            "model_path": model_path, "threshold": threshold, "batch_size": batch_size, "max_length": max_length,
+            "providers": list(providers), "num_threads": num_threads, "mode": mode, "spans_key": spans_key,
+            "respect_context": respect_context,
+        }
+        self._detector_builder = detector_builder
+        self.detector = self._build_detector(model_path or None)
+        self.generator = generator
+        if generator is not None and hasattr(generator, "bind"):
+            generator.bind(self)
+        self._sentencizer = None
+        self._matcher = None
+
+    def _build_detector(self, model_dir: str | Path | None) -> OnnxDetector:
+        return self._detector_builder(
+            model_dir, max_length=self.cfg["max_length"] or None, batch_size=self.cfg["batch_size"],
+            providers=self.cfg["providers"], num_threads=self.cfg["num_threads"])
+
+    # ----------------------------------------------------------------- properties
+    @property
+    def threshold(self) -> float:
+        """The verdict threshold in force."""
+        configured = self.cfg["threshold"]
+        return self.detector.default_threshold if configured is None else float(configured)
+
+    @property
+    def model_version(self) -> str:
+        """Version of the loaded detector model."""
+        return self.detector.version
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The span labels this component assigns."""
+        return tuple(t.value for t in ERROR_TYPES)
+
+    @property
+    def sentencizer(self):
+        """medspaCy's PyRuSH sentencizer, used only when a Doc has no sentence boundaries."""
+        if self._sentencizer is None:
+            from PyRuSH import PyRuSHSentencizer
+
+            self._sentencizer = PyRuSHSentencizer(self.nlp)
+        return self._sentencizer
+
+    @property
+    def matcher(self):
+        """The lexicon candidate matcher (built on first use)."""
+        if self._matcher is None:
+            from medcorr.candidates import CandidateMatcher
+
+            self._matcher = CandidateMatcher.for_vocab(self.nlp.vocab)
+        return self._matcher
+
+    # ----------------------------------------------------------------- spaCy API
+    def __call__(self, doc: Doc) -> Doc:
+        self.set_annotations([doc], self.predict([doc]))
+        return doc
+
+    def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
+        for docs in minibatch(stream, size=batch_size):
+            self.set_annotations(docs, self.predict(docs))
+            yield from docs
+
+    def initialize(self, get_examples: Callable[[], Iterable] | None = None, *, nlp: Language | None = None) -> None:
+        """Nothing to learn inside spaCy: the detector is trained with ``medcorr train``."""
+        return None
+
+    def predict(self, docs: Sequence[Doc]) -> list[tuple[list[tuple[int, int]], Verdict]]:
+        """Sentence spans and the verdict (with findings and proposals) per doc; docs are not modified."""
+        docs = list(docs)
+        if not docs:
+            return []
+        sentence_spans = self._sentence_spans(docs)
+        notes = [(doc.text, spans) for doc, spans in zip(docs, sentence_spans)]
+        predictions = self.detector.predict(notes)
+        verdicts = [self._verdict(doc, spans, prediction)
+                    for doc, spans, prediction in zip(docs, sentence_spans, predictions)]
+        self._propose(docs, sentence_spans, verdicts)
+        return list(zip(sentence_spans, verdicts))
+
+    def set_annotations(self, docs: Sequence[Doc], predictions: Sequence[tuple[list[tuple[int, int]], Verdict]]) -> None:
+        """Write sentence boundaries (when the doc had none), spans, and the verdict."""
+        for doc, (spans, verdict) in zip(docs, predictions):
+            if not doc.has_annotation("SENT_START") and len(doc):
+                _set_sentence_starts(doc, spans)
+            group = [doc.char_span(f.start, f.end, label=f.type.value, alignment_mode="expand")
+                     for f in verdict.findings]
+            doc.spans[self.cfg["spans_key"]] = [span for span in group if span is not None]
+            span_group = doc.spans[self.cfg["spans_key"]]
+            span_group.attrs[VERDICT_ATTR] = verdict.to_dict()
+            span_group.attrs["scores"] = [f.score for f in verdict.findings]
+            span_group.attrs["medcorr.threshold"] = self.threshold
+            span_group.attrs["medcorr.model_version"] = self.model_version
+
+    # ----------------------------------------------------------------- internals
+    def _sentence_spans(self, docs: Sequence[Doc]) -> list[list[tuple[int, int]]]:
+        need_split = [doc for doc in docs if len(doc) and not doc.has_annotation("SENT_START")]
+        guesses = dict(zip(map(id, need_split), self.sentencizer.predict(need_split))) if need_split else {}
+        result = []
+        for doc in docs:
+            if not len(doc) or not doc.text.strip():
+                result.append([])
+            elif id(doc) in guesses:
+                result.append(_spans_from_starts(doc, guesses[id(doc)]))
+            else:
+                result.append([(s.start_char, s.end_char) for s in doc.sents if s.text.strip()])
+        return result
+
+    def _verdict(self, doc: Doc, spans: list[tuple[int, int]], prediction: NotePrediction) -> Verdict:
+        if not spans:
+            return Verdict.empty()
+        suspect = prediction.suspect
+        score = prediction.score
+        flag = score >= self.threshold
+        verdict = Verdict(flag=flag, score=score, error_sentence=suspect if flag else -1, suspect_sentence=suspect,
+                          suspect_score=float(prediction.location[suspect]))
+        if not (flag or self.cfg["mode"] == "highlight"):
+            return verdict
+        finding = self._finding(doc, spans, prediction, suspect, score)
+        if finding is None:  # the sentence's only claims are negated: not a claim to check
+            verdict.flag, verdict.error_sentence = False, -1
+        else:
+            verdict.findings.append(finding)
+        return verdict
+
+    def _finding(self, doc: Doc, spans: list[tuple[int, int]], prediction: NotePrediction, sentence: int,
+                 score: float) -> Finding | None:
+        start, end = spans[sentence]
+        token_scores = prediction.span_scores((start, end))
+        candidates = [c for c in self.matcher.find(doc) if c.start_char >= start and c.end_char <= end]
+        if self.cfg["respect_context"]:
+            negated = _negated_ranges(doc)
+            kept = [c for c in candidates if not _inside_any(c.start_char, c.end_char, negated)]
+            if candidates and not kept:
+                return None
+            candidates = kept
+        if candidates:
+            best = max(candidates, key=lambda c: (_mean_score(token_scores, c.start_char, c.end_char), -c.start_char))
+            span_start, span_end = best.start_char, best.end_char
+        else:
+            span_start, span_end = _span_from_tokens(token_scores, start, end)
+        char_span = doc.char_span(span_start, span_end, alignment_mode="expand")
+        if char_span is not None:
+            span_start, span_end = char_span.start_char, char_span.end_char
+        return Finding(start=span_start, end=span_end, text=doc.text[span_start:span_end],
+                       type=prediction.error_type(sentence), score=score, sentence=sentence)
+
+    def _propose(self, docs: Sequence[Doc], sentence_spans: list[list[tuple[int, int]]],
+                 verdicts: list[Verdict]) -> None:
+        if self.generator is None:
+            return
+        requests, owners = [], []
+        for doc, spans, verdict in zip(docs, sentence_spans, verdicts):
+            for finding in verdict.findings:
+                requests.append(CorrectionRequest(doc.text, tuple(spans), finding, verdict.score))
+                owners.append(verdict)
+        if not requests:
+            return
+        proposals = self.generator(requests)
+        for request, proposal, verdict in zip(requests, proposals, owners):
+            _apply_proposal(request, proposal, verdict)
+        for verdict in verdicts:
+            if verdict.flag and not verdict.findings:
+                verdict.flag, verdict.error_sentence = False, -1
+
+    # ----------------------------------------------------------------- serialization
+    def to_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> None:
+        """Write ``cfg.json`` and a copy of the model directory (ONNX, tokenizer, metadata)."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        (path / "cfg.json").write_text(json.dumps(self.cfg, indent=2), encoding="utf-8")
+        model_dir = path / "model"
+        model_dir.mkdir(exist_ok=True)
+        for name in (self.detector.model_file, TOKENIZER_FILE, META_FILE):
+            source = self.detector.model_dir / name
+            if source.resolve() != (model_dir / name).resolve():
+                shutil.copy(source, model_dir / name)
+
+    def from_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> "MedcorrComponent":
+        """Load what :meth:`to_disk` wrote."""
+        path = Path(path)
+        self.cfg.update(json.loads((path / "cfg.json").read_text(encoding="utf-8")))
+        self.detector = self._build_detector(path / "model")
+        return self
+
+    def to_bytes(self, *, exclude: Iterable[str] = ()) -> bytes:
+        raise NotImplementedError("medcorr holds an ONNX model on disk: use nlp.to_disk / spacy.load")
+
+    def from_bytes(self, bytes_data: bytes, *, exclude: Iterable[str] = ()) -> "MedcorrComponent":
+        raise NotImplementedError("medcorr holds an ONNX model on disk: use nlp.to_disk / spacy.load")
+
+
+def _spans_from_starts(doc: Doc, starts: Sequence[bool]) -> list[tuple[int, int]]:
+    boundaries = [i for i, start in enumerate(starts) if start or i == 0] + [len(doc)]
+    spans = []
+    for begin, finish in zip(boundaries, boundaries[1:]):
+        if finish > begin:
+            sentence = doc[begin:finish]
+            if sentence.text.strip():
+                spans.append((sentence.start_char, sentence.end_char))
+    return spans
+
+
+def _set_sentence_starts(doc: Doc, spans: Sequence[tuple[int, int]]) -> None:
+    starts = {start for start, _ in spans}
+    for token in doc:
+        token.is_sent_start = token.i == 0 or token.idx in starts
+
+
+def _negated_ranges(doc: Doc) -> list[tuple[int, int]]:
+    """Character ranges in the scope of ConText negation modifiers (empty when ConText did not run)."""
+    if not Doc.has_extension("context_graph") or doc._.context_graph is None:
+        return []
+    ranges = []
+    for modifier in doc._.context_graph.modifiers:
+        if modifier.category.upper() in {"NEGATED_EXISTENCE"}:
+            scope = modifier.scope_span
+            ranges.append((scope.start_char, scope.end_char))
+    return ranges
+
+
+def _inside_any(start: int, end: int, ranges: Sequence[tuple[int, int]]) -> bool:
+    return any(start >= r_start and end <= r_end for r_start, r_end in ranges)
+
+
+def _mean_score(token_scores: Sequence[tuple[int, int, float]], start: int, end: int) -> float:
+    inside = [p for s, e, p in token_scores if s < end and e > start]
+    return float(np.mean(inside)) if inside else 0.0
+
+
+def _span_from_tokens(token_scores: Sequence[tuple[int, int, float]], start: int, end: int) -> tuple[int, int]:
+    """The contiguous run of high-scoring tokens around the best token; the sentence when none."""
+    if not token_scores:
+        return start, end
+    probs = [p for _, _, p in token_scores]
+    best = int(np.argmax(probs))
+    cutoff = 0.5 * probs[best]
+    left = right = best
+    while left > 0 and probs[left - 1] >= cutoff:
+        left -= 1
+    while right + 1 < len(probs) and probs[right + 1] >= cutoff:
+        right += 1
+    return token_scores[left][0], token_scores[right][1]
+
+
+def _apply_proposal(request: CorrectionRequest, proposal: Proposal, verdict: Verdict) -> None:
+    finding = request.finding
+    if proposal.veto:
+        verdict.findings.remove(finding)
+        return
+    finding.candidates = list(proposal.candidates)
+    sentence_start = request.sentences[finding.sentence][0]
+    if proposal.corrected_sentence:
+        finding.corrected_sentence = proposal.corrected_sentence
+        finding.correction = proposal.candidates[0][0] if proposal.candidates else None
+    elif proposal.candidates:
+        finding.correction = proposal.candidates[0][0]
+        finding.corrected_sentence = substitute(
+            request.sentence_text, finding.start - sentence_start, finding.end - sentence_start, finding.correction)

@@ -1,0 +1,216 @@
+"""The ONNX detector: runs the exported model with onnxruntime and decodes its outputs per note.
+
+The model directory holds ``model.onnx``, ``tokenizer.json`` and ``medcorr_model.json`` (metadata: version,
+maximum length, default threshold, training provenance). :func:`decode_outputs` is the one place where raw
+logits become per-sentence probabilities; training-time evaluation uses it too.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from medcorr.encoding import Batch, NoteEncoder, SentenceSpans, Window, length_buckets
+from medcorr.finding import ERROR_TYPES, ErrorType
+
+LOCATION, VERDICT, TYPE_OFFSET = 0, 1, 2
+MODEL_FILE = "model.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+META_FILE = "medcorr_model.json"
+CPU = "CPUExecutionProvider"
+CUDA = "CUDAExecutionProvider"
+
+
+def default_model_dir() -> Path:
+    """The model shipped inside the package."""
+    return Path(str(resources.files("medcorr") / "data" / "model"))
+
+
+@dataclass
+class NotePrediction:
+    """Per-sentence outputs for one note.
+
+    ``location`` is a distribution over sentences (where the note's checkable claim is); ``error`` the
+    probability that each sentence is wrong; ``types`` the error-type distribution per sentence;
+    ``token_scores`` the erroneous-span probability of each token as ``(char_start, char_end, prob)``.
+    """
+
+    location: np.ndarray
+    error: np.ndarray
+    types: np.ndarray
+    token_scores: list[tuple[int, int, float]] = field(default_factory=list)
+
+    @property
+    def suspect(self) -> int:
+        """Index of the most suspicious sentence (-1 for a note without sentences)."""
+        return int(np.argmax(self.location)) if self.location.size else -1
+
+    @property
+    def score(self) -> float:
+        """The verdict: probability that the suspect sentence is an error."""
+        return float(self.error[self.suspect]) if self.location.size else 0.0
+
+    def error_type(self, sentence: int) -> ErrorType:
+        """The most likely error type of a sentence."""
+        return ERROR_TYPES[int(np.argmax(self.types[sentence]))]
+
+    def span_scores(self, sentence_span: tuple[int, int]) -> list[tuple[int, int, float]]:
+        """Token scores inside a character range."""
+        start, end = sentence_span
+        return [item for item in self.token_scores if item[0] >= start and item[1] <= end]
+
+    @classmethod
+    def empty(cls) -> "NotePrediction":
+        return cls(np.zeros(0), np.zeros(0), np.zeros((0, len(ERROR_TYPES))))
+
+
+def _softmax(values: np.ndarray, axis: int = -1) -> np.ndarray:
+    shifted = values - values.max(axis=axis, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=axis, keepdims=True)
+
+
+def _sigmoid(values: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-values))
+
+
+def decode_outputs(windows_per_note: Sequence[Sequence[Window]], sentence_counts: Sequence[int],
+                   segment_logits: dict[int, np.ndarray], token_logits: dict[int, np.ndarray]) -> list[NotePrediction]:
+    """Combine per-window logits into per-note predictions.
+
+    ``segment_logits[id(window)]`` is ``[segments, channels]`` and ``token_logits[id(window)]`` is
+    ``[tokens]`` for that window (padding removed). A sentence split over several segments takes the
+    maximum logit of its segments.
+    """
+    predictions = []
+    for windows, n_sentences in zip(windows_per_note, sentence_counts):
+        if not windows:
+            predictions.append(NotePrediction.empty() if n_sentences == 0 else _no_token_prediction(n_sentences))
+            continue
+        sentence_logits = np.full((n_sentences, TYPE_OFFSET + len(ERROR_TYPES)), -np.inf, dtype=np.float64)
+        token_scores: list[tuple[int, int, float]] = []
+        for window in windows:
+            logits = segment_logits[id(window)]
+            for local, sentence in enumerate(window.segment_sentences):
+                sentence_logits[sentence] = np.maximum(sentence_logits[sentence], logits[local])
+            probs = _sigmoid(token_logits[id(window)].astype(np.float64))
+            real = window.offsets[:, 0] >= 0
+            token_scores.extend(
+                (int(s), int(e), float(p)) for (s, e), p in zip(window.offsets[real], probs[real])
+            )
+        covered = np.isfinite(sentence_logits[:, LOCATION])
+        location = np.zeros(n_sentences)
+        location[covered] = _softmax(sentence_logits[covered, LOCATION])
+        error = np.where(covered, _sigmoid(np.where(covered, sentence_logits[:, VERDICT], 0.0)), 0.0)
+        types = np.full((n_sentences, len(ERROR_TYPES)), 1.0 / len(ERROR_TYPES))
+        types[covered] = _softmax(sentence_logits[covered, TYPE_OFFSET:])
+        token_scores.sort()
+        predictions.append(NotePrediction(location, error, types, token_scores))
+    return predictions
+
+
+def _no_token_prediction(n_sentences: int) -> NotePrediction:
+    uniform = np.full((n_sentences, len(ERROR_TYPES)), 1.0 / len(ERROR_TYPES))
+    return NotePrediction(np.zeros(n_sentences), np.zeros(n_sentences), uniform)
+
+
+def resolve_providers(providers: Sequence[str]) -> list[str]:
+    """Check the requested onnxruntime providers; a clear error for CUDA without ``onnxruntime-gpu``."""
+    import onnxruntime as ort
+
+    available = set(ort.get_available_providers())
+    requested = list(providers) or [CPU]
+    missing = [name for name in requested if name not in available]
+    if CUDA in missing:
+        raise RuntimeError(
+            "CUDAExecutionProvider was requested but this onnxruntime has no CUDA support: "
+            "pip install 'medcorr[gpu]' (onnxruntime-gpu, replacing onnxruntime) on a machine with CUDA"
+        )
+    if missing:
+        raise RuntimeError(f"onnxruntime providers not available: {missing}; available: {sorted(available)}")
+    return requested
+
+
+class OnnxDetector:
+    """The transformer detector exported to ONNX, run with onnxruntime.
+
+    ``predict(notes)`` takes ``(text, sentence spans)`` pairs and returns one :class:`NotePrediction` each;
+    all notes of the call are encoded into length-bucketed batches of ``batch_size`` windows.
+    """
+
+    def __init__(self, model_dir: str | Path | None = None, max_length: int | None = None, batch_size: int = 64,
+                 providers: Sequence[str] = (CPU,), num_threads: int = 0, model_file: str | None = None):
+        self.model_dir = Path(model_dir) if model_dir else default_model_dir()
+        self.meta = self._read_meta(self.model_dir)
+        self.max_length = int(max_length or self.meta.get("max_length", 512))
+        self.batch_size = max(1, int(batch_size))
+        self.providers = resolve_providers(providers)
+        self.num_threads = int(num_threads)
+        self.model_file = model_file or self.meta.get("model_file", MODEL_FILE)
+        self.encoder = NoteEncoder(self.model_dir / TOKENIZER_FILE, self.max_length)
+        self._session = None
+
+    @staticmethod
+    def _read_meta(model_dir: Path) -> dict[str, Any]:
+        meta_path = model_dir / META_FILE
+        if not meta_path.is_file():
+            raise FileNotFoundError(f"not a medcorr model directory (no {META_FILE}): {model_dir}")
+        return json.loads(meta_path.read_text(encoding="utf-8"))
+
+    @property
+    def version(self) -> str:
+        """The model's version string (from its metadata)."""
+        return str(self.meta.get("version", "unknown"))
+
+    @property
+    def default_threshold(self) -> float:
+        """The verdict threshold chosen at training time."""
+        return float(self.meta.get("threshold", 0.5))
+
+    @property
+    def session(self):
+        """The onnxruntime session, created on first use."""
+        if self._session is None:
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = self.num_threads or (os.cpu_count() or 1)
+            options.inter_op_num_threads = 1
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            self._session = ort.InferenceSession(
+                str(self.model_dir / self.model_file), sess_options=options, providers=self.providers
+            )
+        return self._session
+
+    def predict(self, notes: Sequence[tuple[str, SentenceSpans]]) -> list[NotePrediction]:
+        """Predictions for each ``(text, sentence spans)`` note. No side effects; an empty list gives []."""
+        if not notes:
+            return []
+        windows_per_note = self.encoder.encode_notes(notes)
+        segment_logits, token_logits = self.run_windows([w for ws in windows_per_note for w in ws])
+        return decode_outputs(windows_per_note, [len(spans) for _, spans in notes], segment_logits, token_logits)
+
+    def run_windows(self, windows: Sequence[Window]) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+        """Run the model over windows in length-bucketed batches; logits keyed by ``id(window)``."""
+        segment_logits: dict[int, np.ndarray] = {}
+        token_logits: dict[int, np.ndarray] = {}
+        for bucket in length_buckets(windows, self.batch_size):
+            batch = self.encoder.collate([windows[i] for i in bucket])
+            seg, tok = self.run_batch(batch)
+            for row, window in enumerate(batch.windows):
+                segment_logits[id(window)] = seg[row, : len(window.segment_sentences)]
+                token_logits[id(window)] = tok[row, : window.length]
+        return segment_logits, token_logits
+
+    def run_batch(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
+        """One onnxruntime call: ``(segment_logits, token_logits)``."""
+        outputs = self.session.run(
+            None,
+            {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask, "segment_mask": batch.segment_mask},
+        )
+        return outputs[0], outputs[1]

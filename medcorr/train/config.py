@@ -1,0 +1,27 @@
+"""Training hyper-parameters (torch-free, so the CLI can show defaults without importing torch)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of ``medcorr train`` (the defaults reproduce the shipped model)."""
+
+    epochs: int = 2
+    batch_notes: int = 8
+    encoder_lr: float = 5e-5
+    head_lr: float = 1e-3
+    weight_decay: float = 0.01
+    max_length: int = 512
+    seed: int = 13
+    location_weight: float = 1.0
+    verdict_weight: float = 1.0
+    claim_verdict_weight: float = 4.0
+    type_weight: float = 0.5
+    span_weight: float = 0.5
+    add_corrected_copies: bool = True
+    freeze_embeddings: bool = True  # halves optimizer work; the vocabulary is not what the task teaches
+    max_steps: int = 0  # 0 = no limit (the smoke test sets a few)
+    threads: int = 0
+    backbone: str = ""

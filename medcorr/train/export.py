@@ -1,0 +1,98 @@
+"""Export a trained detector to ONNX (fp32 + int8 dynamic quantization), verified against PyTorch."""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from medcorr.detector import META_FILE, MODEL_FILE, TOKENIZER_FILE
+from medcorr.encoding import NoteEncoder
+from medcorr.train.model import DetectorModel
+from medcorr.train.trainer import load_checkpoint
+
+log = logging.getLogger(__name__)
+FP32_FILE = "model.fp32.onnx"
+OPSET = 17
+VERIFY_NOTES = (
+    ("A 54-year-old man has crushing chest pain radiating to the left arm. ECG shows ST elevation in II, III "
+     "and aVF. He is diagnosed with acute inferior myocardial infarction. Aspirin is given.",
+     ((0, 68), (69, 117), (118, 173), (174, 192))),
+    ("Fever and cough for three days. Chest x-ray shows a right lower lobe consolidation. Amoxicillin is "
+     "started for community-acquired pneumonia.", ((0, 31), (32, 84), (85, 142))),
+)
+
+
+def export_onnx(model: DetectorModel, encoder: NoteEncoder, path: Path) -> None:
+    """Write the fp32 ONNX graph with dynamic batch, sequence and segment axes."""
+    batch = encoder.collate([w for ws in encoder.encode_notes(list(VERIFY_NOTES)) for w in ws])
+    args = (torch.from_numpy(batch.input_ids), torch.from_numpy(batch.attention_mask),
+            torch.from_numpy(batch.segment_mask))
+    torch.onnx.export(
+        model, args, str(path), dynamo=False, opset_version=OPSET,
+        input_names=["input_ids", "attention_mask", "segment_mask"],
+        output_names=["segment_logits", "token_logits"],
+        dynamic_axes={"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"},
+                      "segment_mask": {0: "batch", 1: "segments", 2: "tokens"},
+                      "segment_logits": {0: "batch", 1: "segments"}, "token_logits": {0: "batch", 1: "tokens"}},
+    )
+
+
+def quantize_int8(source: Path, target: Path) -> None:
+    """Dynamic int8 quantization of the MatMul weights and the embedding tables (activations stay fp32)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gather"])
+
+
+def max_abs_diff(model: DetectorModel, encoder: NoteEncoder, onnx_path: Path,
+                 notes: Sequence[tuple[str, Sequence[tuple[int, int]]]]) -> float:
+    """Largest absolute difference between PyTorch and ONNX segment logits on real inputs."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    batch = encoder.collate([w for ws in encoder.encode_notes(list(notes)) for w in ws])
+    with torch.no_grad():
+        reference = model(torch.from_numpy(batch.input_ids), torch.from_numpy(batch.attention_mask),
+                          torch.from_numpy(batch.segment_mask))
+    outputs = session.run(None, {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask,
+                                 "segment_mask": batch.segment_mask})
+    diffs = [np.abs(out - ref.numpy()).max() for out, ref in zip(outputs, reference)]
+    return float(max(diffs))
+
+
+def export_checkpoint(checkpoint: Path, out: Path, keep_fp32: bool = True,
+                      verify_notes: Sequence[tuple[str, Sequence[tuple[int, int]]]] = VERIFY_NOTES) -> dict:
+    """Export a ``medcorr train`` checkpoint into a model directory the component can load."""
+    model, record = load_checkpoint(checkpoint)
+    out.mkdir(parents=True, exist_ok=True)
+    config = record["config"]
+    encoder = NoteEncoder(checkpoint / "backbone" / TOKENIZER_FILE, int(config["max_length"]))
+    fp32 = out / FP32_FILE
+    export_onnx(model, encoder, fp32)
+    fp32_diff = max_abs_diff(model, encoder, fp32, verify_notes)
+    quantize_int8(fp32, out / MODEL_FILE)
+    int8_diff = max_abs_diff(model, encoder, out / MODEL_FILE, verify_notes)
+    shutil.copy(checkpoint / "backbone" / TOKENIZER_FILE, out / TOKENIZER_FILE)
+    meta = {
+        "version": record.get("version", "0.0.0"),
+        "model_file": MODEL_FILE,
+        "fp32_file": FP32_FILE if keep_fp32 else None,
+        "max_length": int(config["max_length"]),
+        "threshold": float(record.get("threshold", 0.5)),
+        "opset": OPSET,
+        "backbone": record.get("backbone", "unknown"),
+        "training": {k: v for k, v in record.items() if k not in {"config"}},
+        "config": config,
+        "verification": {"fp32_max_abs_diff": fp32_diff, "int8_max_abs_diff": int8_diff,
+                         "notes": len(verify_notes)},
+    }
+    (out / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    if not keep_fp32:
+        fp32.unlink()
+    log.info("exported: fp32 max abs diff %.2e, int8 max abs diff %.2e", fp32_diff, int8_diff)
+    return meta
