@@ -1,0 +1,213 @@
+"""Running a medcorr pipeline on MEDEC records and turning verdicts into submission lines.
+
+Each note becomes a Doc (``nlp.make_doc``) whose sentence boundaries are MEDEC's: every sentence of the
+``Sentences`` column is aligned to its characters in ``Text`` and the first token it covers
+(``doc.char_span(..., alignment_mode="expand")``) starts a sentence, every other token does not. The
+medcorr component keeps boundaries already set, so ``doc._.medcorr.error_sentence`` indexes
+``list(doc.sents)``, which the runner maps back to MEDEC sentence ids.
+
+When two MEDEC sentences start inside the same token (a sentence split in the middle of ``mEq/L``), the
+later one gets no boundary of its own: its tokens belong to the earlier sentence, and a flag on that Doc
+sentence reports the earlier id.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from bisect import bisect_right
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator, Literal, Sequence
+
+from medcorr.medec.io import MedecFormatError, MedecRecord, SubmissionLine, align_sentences
+from medcorr.pipeline import verdict_of
+
+#: What to write for a flagged text whose verdict has no corrected sentence: the original MEDEC
+#: sentence unchanged (the official format reserves ``NA`` for texts without an error), or ``NA``.
+NoProposal = Literal["original", "na"]
+
+_USER_DATA_KEY = "medcorr.medec.boundaries"
+
+
+@dataclass
+class RunStats:
+    """What :func:`run_medec` counted. ``llm_calls`` is None when the pipeline exposes no counter."""
+
+    notes: int = 0
+    seconds: float = 0.0
+    flagged: int = 0
+    flagged_without_proposal: int = 0
+    collapsed_sentences: int = 0
+    llm_calls: int | None = None
+
+    @property
+    def notes_per_second(self) -> float:
+        """Throughput over the whole run (0 when nothing ran)."""
+        return self.notes / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def llm_calls_per_100_notes(self) -> float | None:
+        """LLM calls per 100 notes, or None without a counter or notes."""
+        if self.llm_calls is None or self.notes == 0:
+            return None
+        return 100.0 * self.llm_calls / self.notes
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON shape (no note content)."""
+        data: dict[str, Any] = {
+            "notes": self.notes,
+            "seconds": round(self.seconds, 3),
+            "notes_per_second": round(self.notes_per_second, 3),
+            "flagged": self.flagged,
+            "flagged_without_proposal": self.flagged_without_proposal,
+            "collapsed_sentences": self.collapsed_sentences,
+        }
+        if self.llm_calls is not None:
+            data["llm_calls"] = self.llm_calls
+            data["llm_calls_per_100_notes"] = round(self.llm_calls_per_100_notes or 0.0, 3)
+        return data
+
+
+def make_medec_doc(nlp, record: MedecRecord):
+    """The record's Doc with MEDEC's sentence boundaries set.
+
+    Returns ``(doc, boundaries)`` where ``boundaries`` lists ``(token index, MEDEC sentence id)`` for every
+    sentence start, in order (the first at token 0). Raises :class:`MedecFormatError` when the record has
+    text but no sentences.
+    """
+    doc = nlp.make_doc(record.text)
+    if len(doc) == 0:
+        return doc, []
+    if not record.sentences:
+        raise MedecFormatError(f"row {record.row}: text {record.text_id!r} has no 'Sentences'")
+    spans = align_sentences(record.text, [sentence.text for sentence in record.sentences])
+    token_ends = [token.idx + len(token) for token in doc]
+    boundaries: list[tuple[int, int]] = []
+    for (start, end), sentence in zip(spans, record.sentences):
+        if not boundaries:
+            boundaries.append((0, sentence.id))  # text before the first sentence belongs to it
+            continue
+        span = doc.char_span(start, end, alignment_mode="expand") if end > start else None
+        token = span.start if span is not None and len(span) else bisect_right(token_ends, start)
+        if token >= len(doc) or token <= boundaries[-1][0]:
+            continue  # no token of its own: merged into the previous sentence
+        boundaries.append((token, sentence.id))
+    starts = {token for token, _ in boundaries}
+    for token in doc:
+        token.is_sent_start = token.i in starts
+    return doc, boundaries
+
+
+def medec_sentence_id(boundaries: Sequence[tuple[int, int]], token_index: int) -> int:
+    """The MEDEC id of the sentence that holds token ``token_index``."""
+    position = bisect_right([token for token, _ in boundaries], token_index) - 1
+    return boundaries[max(position, 0)][1]
+
+
+def submission_line(
+    doc, record: MedecRecord, boundaries: Sequence[tuple[int, int]], no_proposal: NoProposal = "original"
+) -> SubmissionLine:
+    """The submission line for a processed Doc.
+
+    Not flagged: ``0 -1 NA``. Flagged: the MEDEC id of the flagged Doc sentence and the first finding's
+    corrected sentence; without one, the original MEDEC sentence (``no_proposal="original"``) or ``NA``.
+    A flag without a sentence (``error_sentence == -1``) is written as ``1 -1 NA``.
+    """
+    verdict = verdict_of(doc)
+    if not verdict.flag:
+        return SubmissionLine(record.text_id, 0, -1, None)
+    if verdict.error_sentence < 0 or not boundaries:
+        return SubmissionLine(record.text_id, 1, -1, None)
+    sentences = list(doc.sents)
+    if verdict.error_sentence >= len(sentences):
+        raise ValueError(
+            f"text {record.text_id!r}: error_sentence {verdict.error_sentence} but the Doc has "
+            f"{len(sentences)} sentences"
+        )
+    sentence_id = medec_sentence_id(boundaries, sentences[verdict.error_sentence].start)
+    corrected = verdict.findings[0].corrected_sentence if verdict.findings else None
+    if corrected is None or not corrected.strip():
+        original = record.sentence_by_id(sentence_id)
+        corrected = original.text if no_proposal == "original" and original is not None else None
+    return SubmissionLine(record.text_id, 1, sentence_id, corrected)
+
+
+def llm_call_counter(nlp) -> Callable[[], int] | None:
+    """A function reading the ``llm_calls`` counter of the medcorr component's generator, or None when
+    the pipeline has no medcorr component or its generator has no such counter."""
+    for name, component in nlp.pipeline:
+        try:
+            factory = nlp.get_pipe_meta(name).factory
+        except (KeyError, ValueError):
+            factory = name
+        if factory != "medcorr" and name != "medcorr":
+            continue
+        generator = getattr(component, "generator", None)
+        if isinstance(getattr(generator, "llm_calls", None), int):
+            return lambda: int(generator.llm_calls)
+    return None
+
+
+def iter_medec(
+    nlp,
+    records: Iterable[MedecRecord],
+    *,
+    batch_size: int = 16,
+    no_proposal: NoProposal = "original",
+    stats: RunStats | None = None,
+) -> Iterator[SubmissionLine]:
+    """Lazily yield one submission line per record, in order (see :func:`run_medec`)."""
+    if no_proposal not in ("original", "na"):
+        raise ValueError("no_proposal must be 'original' or 'na'")
+    stats = stats if stats is not None else RunStats()
+    counter = llm_call_counter(nlp)
+    calls_before = counter() if counter else 0
+    pending: list[tuple[MedecRecord, list[tuple[int, int]]]] = []
+
+    def docs() -> Iterator[Any]:
+        for record in records:
+            doc, boundaries = make_medec_doc(nlp, record)
+            stats.collapsed_sentences += len(record.sentences) - len(boundaries) if len(doc) else 0
+            pending.append((record, boundaries))
+            yield doc
+
+    started = time.perf_counter()
+    try:
+        for index, doc in enumerate(nlp.pipe(docs(), batch_size=batch_size)):
+            record, boundaries = pending[index]
+            pending[index] = None  # type: ignore[call-overload]  (free as we go)
+            line = submission_line(doc, record, boundaries, no_proposal)
+            stats.notes += 1
+            if line.error_flag:
+                stats.flagged += 1
+                verdict = verdict_of(doc)
+                proposal = verdict.findings[0].corrected_sentence if verdict.findings else None
+                if proposal is None or not proposal.strip():
+                    stats.flagged_without_proposal += 1
+            yield line
+    finally:
+        stats.seconds += time.perf_counter() - started
+        if counter:
+            stats.llm_calls = (stats.llm_calls or 0) + counter() - calls_before
+
+
+def run_medec(
+    nlp,
+    records: Iterable[MedecRecord],
+    *,
+    batch_size: int = 16,
+    no_proposal: NoProposal = "original",
+    progress: bool = False,
+    stats: RunStats | None = None,
+) -> list[SubmissionLine]:
+    """Run ``nlp`` (a pipeline with the medcorr component) on MEDEC records; one line per record.
+
+    ``stats``, when given, is filled with the counts and timing (and the LLM-call count when the
+    component's generator exposes ``llm_calls``). ``progress`` shows a tqdm bar (notes/s) on stderr.
+    """
+    records = list(records)
+    lines = iter_medec(nlp, records, batch_size=batch_size, no_proposal=no_proposal, stats=stats)
+    if progress:
+        from tqdm import tqdm
+
+        lines = tqdm(lines, total=len(records), unit="note", file=sys.stderr, desc="medec run")
+    return list(lines)
