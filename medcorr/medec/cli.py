@@ -122,10 +122,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from medcorr import pipeline
 
+    from catalogue import RegistryError
+    from thinc.api import ConfigValidationError
+
     try:
         nlp = pipeline.build_pipeline(args.config)
     except FileNotFoundError as error:
         raise UsageError(str(error)) from None
+    except (RegistryError, ConfigValidationError) as error:
+        first_line = next((line for line in str(error).splitlines() if line.strip()), type(error).__name__)
+        raise UsageError(f"cannot build the pipeline: {first_line}") from None
 
     stats = RunStats()
     try:
