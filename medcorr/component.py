@@ -6,8 +6,6 @@ results: ``doc._.medcorr`` (the :class:`~medcorr.finding.Verdict`), ``doc.spans[
 ``span._.medcorr`` (the :class:`~medcorr.finding.Finding`), and the same data as plain JSON in
 ``SpanGroup.attrs`` so that a ``DocBin`` round trip keeps it.
 """
-from __future__ import annotations
-
 import json
 import shutil
 from pathlib import Path

@@ -1,0 +1,173 @@
+"""The spaCy component with the real shipped ONNX model."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import spacy
+from spacy.tokens import Doc, DocBin
+
+from medcorr.finding import ERROR_TYPES, Finding, Verdict
+
+FIXTURES = Path(__file__).parent / "fixtures" / "notes"
+EXAMPLE = Path(__file__).resolve().parents[1] / "medcorr" / "data" / "examples" / "note_pneumonia.txt"
+LABELS = {t.value for t in ERROR_TYPES}
+
+
+@pytest.fixture(scope="module")
+def nlp():
+    nlp = spacy.blank("en")
+    nlp.add_pipe("medcorr", config={"mode": "highlight"})
+    return nlp
+
+
+@pytest.fixture(scope="module")
+def note():
+    return EXAMPLE.read_text(encoding="utf-8")
+
+
+def test_entry_point_works_without_importing_medcorr():
+    code = (
+        "import spacy, sys\n"
+        "nlp = spacy.blank('en')\n"
+        "nlp.add_pipe('medcorr')\n"
+        "doc = nlp('The patient has fever. She is diagnosed with influenza.')\n"
+        "print(type(doc._.medcorr).__name__, 0.0 <= doc._.medcorr.score <= 1.0)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "Verdict True"
+
+
+def test_highlight_finding_has_span_label_score_and_shared_object(nlp, note):
+    doc = nlp(note)
+    verdict = doc._.medcorr
+    assert isinstance(verdict, Verdict)
+    assert 0.0 <= verdict.score <= 1.0
+    assert 0 <= verdict.suspect_sentence < len(list(doc.sents))
+    spans = list(doc.spans["medcorr"])
+    assert len(spans) == 1
+    span = spans[0]
+    assert span.label_ in LABELS
+    finding = span._.medcorr
+    assert isinstance(finding, Finding)
+    assert finding == verdict.findings[0]
+    assert (finding.start, finding.end) == (span.start_char, span.end_char)
+    assert doc.text[finding.start:finding.end] == finding.text
+    assert 0.0 <= finding.score <= 1.0
+    sentence = list(doc.sents)[finding.sentence]
+    assert sentence.start_char <= finding.start and finding.end <= sentence.end_char
+
+
+def test_threshold_controls_the_flag(note):
+    always = spacy.blank("en")
+    always.add_pipe("medcorr", config={"threshold": 0.0})
+    never = spacy.blank("en")
+    never.add_pipe("medcorr", config={"threshold": 1.0})
+    flagged, clean = always(note)._.medcorr, never(note)._.medcorr
+    assert flagged.flag and flagged.error_sentence == flagged.suspect_sentence and flagged.findings
+    assert not clean.flag and clean.error_sentence == -1 and not clean.findings
+    assert flagged.score == pytest.approx(clean.score)
+
+
+def test_bad_threshold_is_rejected():
+    nlp = spacy.blank("en")
+    with pytest.raises(ValueError, match="threshold"):
+        nlp.add_pipe("medcorr", config={"threshold": 1.5})
+
+
+def test_predict_has_no_side_effects_and_handles_empty_batches(nlp, note):
+    component = nlp.get_pipe("medcorr")
+    doc = nlp.make_doc(note)
+    assert component.predict([]) == []
+    predictions = component.predict([doc, nlp.make_doc(""), nlp.make_doc("   \n ")])
+    assert not doc.has_annotation("SENT_START")
+    assert "medcorr" not in doc.spans
+    assert predictions[1][1] == Verdict.empty() and predictions[2][1] == Verdict.empty()
+
+
+def test_pipe_batches_equal_single_calls(nlp, note):
+    texts = [note, (FIXTURES / "clean_uti.txt").read_text(), "", "Fever."]
+    piped = [d._.medcorr for d in nlp.pipe(texts, batch_size=4)]
+    single = [nlp(t)._.medcorr for t in texts]
+    for a, b in zip(piped, single):
+        assert a.suspect_sentence == b.suspect_sentence
+        # int8 dynamic quantization scales activations per batch: scores agree to ~1e-2, not bit-for-bit
+        assert a.score == pytest.approx(b.score, abs=2e-2)
+
+
+def test_one_onnx_call_per_batch(nlp, note, monkeypatch):
+    detector = nlp.get_pipe("medcorr").detector
+    calls = []
+    original = detector.run_batch
+    monkeypatch.setattr(detector, "run_batch", lambda batch: calls.append(batch.input_ids.shape) or original(batch))
+    list(nlp.pipe([note] * 8, batch_size=8))
+    assert len(calls) == 1 and calls[0][0] == 8
+
+
+def test_docbin_round_trip_keeps_verdict_and_scores(nlp, note):
+    doc = nlp(note)
+    data = DocBin(store_user_data=True, docs=[doc]).to_bytes()
+    restored = list(DocBin().from_bytes(data).get_docs(spacy.blank("en").vocab))[0]
+    assert restored._.medcorr == doc._.medcorr
+    assert restored.spans["medcorr"].attrs["scores"] == doc.spans["medcorr"].attrs["scores"]
+    assert restored.spans["medcorr"][0]._.medcorr == doc.spans["medcorr"][0]._.medcorr
+
+
+def test_to_disk_and_load_give_identical_scores(nlp, note, tmp_path):
+    nlp.to_disk(tmp_path / "pipeline")
+    assert (tmp_path / "pipeline" / "medcorr" / "model" / "model.onnx").is_file()
+    assert (tmp_path / "pipeline" / "medcorr" / "model" / "tokenizer.json").is_file()
+    loaded = spacy.load(tmp_path / "pipeline")
+    assert loaded.get_pipe("medcorr").cfg == nlp.get_pipe("medcorr").cfg
+    assert loaded(note)._.medcorr == nlp(note)._.medcorr
+
+
+def test_existing_sentence_boundaries_are_kept(nlp):
+    doc = nlp.make_doc("Fever and cough. Started on amoxicillin for pneumonia.")
+    for token in doc:
+        token.is_sent_start = token.i == 0
+    doc = nlp(doc)
+    assert len(list(doc.sents)) == 1
+    assert doc._.medcorr.suspect_sentence == 0
+
+
+def test_cuda_without_onnxruntime_gpu_is_a_clear_error():
+    import onnxruntime
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this onnxruntime has CUDA")
+    nlp = spacy.blank("en")
+    with pytest.raises(RuntimeError, match="onnxruntime-gpu"):
+        nlp.add_pipe("medcorr", config={"providers": ["CUDAExecutionProvider"]})
+
+
+def test_medspacy_pipeline_interop_and_negation(note):
+    import medspacy
+
+    nlp = medspacy.load()
+    nlp.add_pipe("medcorr", config={"mode": "highlight", "generator": None})
+    doc = nlp(note)
+    assert doc._.medcorr.findings
+    negated = nlp((FIXTURES / "negated.txt").read_text())
+    for finding in negated._.medcorr.findings:
+        assert "pneumonia" not in finding.text.lower()
+
+
+@pytest.mark.parametrize("text", ["", "   \n\t ", "\x00\x01binary\x02", "Der Patient hat Fieber. Diagnose: Grippe.",
+                                  "💊💊💊 ???", "a" * 5000])
+def test_odd_inputs_give_a_normal_result(nlp, text):
+    verdict = nlp(text)._.medcorr
+    assert isinstance(verdict, Verdict) and 0.0 <= verdict.score <= 1.0
+
+
+@pytest.mark.slow
+def test_finding_in_sentence_200_of_a_long_note_is_located():
+    filler = "Vital signs were stable and the patient felt well on the ward today."
+    claim = "A chest x-ray shows right lower lobe consolidation and she is diagnosed with community-acquired pneumonia."
+    sentences = [filler] * 200 + [claim] + [filler] * 20
+    nlp = spacy.blank("en")
+    nlp.add_pipe("medcorr", config={"mode": "highlight"})
+    doc = nlp(" ".join(sentences))
+    assert doc._.medcorr.suspect_sentence == 200

@@ -1,0 +1,61 @@
+"""Windowing and batching of notes: every sentence of a long note is scored, nothing is silently cut."""
+import numpy as np
+import pytest
+
+from medcorr.detector import TOKENIZER_FILE, default_model_dir
+from medcorr.encoding import NoteEncoder, length_buckets
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    return NoteEncoder(default_model_dir() / TOKENIZER_FILE, max_length=64)
+
+
+def _note(sentences):
+    text, spans, cursor = "", [], 0
+    for sentence in sentences:
+        spans.append((cursor, cursor + len(sentence)))
+        text += sentence + " "
+        cursor = len(text)
+    return text, spans
+
+
+def test_long_note_is_windowed_and_every_sentence_covered(encoder):
+    text, spans = _note([f"Sentence number {i} says the patient is stable." for i in range(250)])
+    windows = encoder.encode_notes([(text, spans)])[0]
+    assert len(windows) > 10
+    covered = sorted({s for w in windows for s in w.segment_sentences})
+    assert covered == list(range(250))
+    assert all(w.length <= 64 for w in windows)
+
+
+def test_sentence_longer_than_window_is_split_not_truncated(encoder):
+    long_sentence = " ".join(["fever"] * 200)
+    text, spans = _note(["Short one.", long_sentence, "Last one."])
+    windows = encoder.encode_notes([(text, spans)])[0]
+    pieces = [(w, local) for w in windows for local, s in enumerate(w.segment_sentences) if s == 1]
+    assert len(pieces) >= 4
+    assert sum(int((w.segment_of_token == local).sum()) for w, local in pieces) == 200
+
+
+def test_empty_note_has_no_windows(encoder):
+    assert encoder.encode_notes([("", []), ("   ", [(0, 3)])]) == [[], []]
+
+
+def test_collate_pads_to_longest_and_mean_pools(encoder):
+    notes = [_note(["One short sentence."]), _note(["A somewhat longer sentence with more tokens in it.", "And two."])]
+    windows = [w for ws in encoder.encode_notes(notes) for w in ws]
+    batch = encoder.collate(windows)
+    assert batch.input_ids.shape[1] == max(w.length for w in windows)
+    assert batch.segment_mask.shape[1] == 2
+    sums = batch.segment_mask.sum(axis=2)
+    assert np.allclose(sums[1], [1.0, 1.0]) and np.allclose(sums[0], [1.0, 0.0])
+    assert batch.real_tokens == sum(w.length for w in windows)
+
+
+def test_length_buckets_group_similar_lengths(encoder):
+    texts = [_note(["word " * n]) for n in (3, 40, 5, 38)]
+    windows = [w for ws in encoder.encode_notes(texts) for w in ws]
+    buckets = length_buckets(windows, 2)
+    lengths = [[windows[i].length for i in b] for b in buckets]
+    assert max(lengths[0]) < min(lengths[1])
