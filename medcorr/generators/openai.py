@@ -88,8 +88,8 @@ class OpenAIGenerator:
         top_k_findings: int | None = 3,
         allow_veto: bool = False,
     ) -> None:
-        if not base_url:
-            raise ValueError("base_url must be set, e.g. 'http://localhost:8000/v1'")
+        if urllib.parse.urlsplit(base_url or "").scheme not in ("http", "https"):
+            raise ValueError(f"base_url must be an http(s) URL such as 'http://localhost:8000/v1', got {base_url!r}")
         if timeout <= 0:
             raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
         if max_retries < 0:
