@@ -1,0 +1,91 @@
+"""A deterministic stand-in for the medcorr component, for connector tests that need exact control.
+
+Registers the spaCy factory ``medcorr_test_fake`` (added under the pipe name ``medcorr`` so that
+``model_version`` is read the same way as from the real component). A note is flagged when it contains one
+of :data:`WRONG` (the finding proposes the right term); a note containing :data:`CRASH_MARKER` makes the
+component raise (to exercise the pipeline-error dead-letter path); ``delay`` seconds are spent per note.
+Usable as ``medcorr stream --code tests/stream_fake_pipeline.py --pipeline-config tests/data/stream_fake.cfg``.
+"""
+
+import re
+import time
+
+from spacy.language import Language
+from spacy.tokens import Doc
+
+from medcorr.finding import ErrorType, Finding, Verdict
+
+CRASH_MARKER = "MEDCORR-TEST-CRASH"
+MODEL_VERSION = "fake-1"
+
+#: wrong term -> (right term, error type, score)
+WRONG: dict[str, tuple[str, ErrorType, float]] = {
+    "amoxicillin": ("oseltamivir", ErrorType.PHARMACOTHERAPY, 0.93),
+    "streptococcus": ("staphylococcus", ErrorType.CAUSAL_ORGANISM, 0.72),
+    "appendectomy": ("cholecystectomy", ErrorType.MANAGEMENT, 0.55),
+}
+
+# Use the real component's ``Doc._.medcorr`` extension (a getter over SpanGroup attrs) rather than
+# registering a competing one: both can then live in one test session.
+from medcorr.component import VERDICT_ATTR, register_extensions  # noqa: E402
+
+register_extensions()
+
+
+class FakeMedcorr:
+    """Rule-based verdicts with the real data model (:class:`Verdict` / :class:`Finding`)."""
+
+    model_version = MODEL_VERSION
+
+    def __init__(self, delay: float = 0.0, threshold: float = 0.5) -> None:
+        self.delay = delay
+        self.threshold = threshold
+
+    def __call__(self, doc: Doc) -> Doc:
+        if self.delay:
+            time.sleep(self.delay)
+        text = doc.text
+        if CRASH_MARKER in text:
+            raise RuntimeError("fake component failure")
+        findings = []
+        for wrong, (right, error_type, score) in WRONG.items():
+            for match in re.finditer(re.escape(wrong), text, flags=re.IGNORECASE):
+                sentence_start = text.rfind(".", 0, match.start()) + 1
+                sentence_end = text.find(".", match.end())
+                sentence_end = len(text) if sentence_end < 0 else sentence_end + 1
+                sentence = text[sentence_start:sentence_end].strip()
+                findings.append(
+                    Finding(
+                        start=match.start(), end=match.end(), text=match.group(0), type=error_type, score=score,
+                        sentence=text[:match.start()].count("."), correction=right,
+                        corrected_sentence=re.sub(re.escape(wrong), right, sentence, flags=re.IGNORECASE),
+                    )
+                )
+        score = max((f.score for f in findings), default=0.05)
+        flag = score >= self.threshold
+        verdict = Verdict(
+            flag=flag, score=score, error_sentence=findings[0].sentence if flag and findings else -1,
+            findings=findings if flag else [],
+        )
+        doc.spans["medcorr"] = []
+        doc.spans["medcorr"].attrs[VERDICT_ATTR] = verdict.to_dict()
+        return doc
+
+    def pipe(self, docs, batch_size: int = 32):
+        for doc in docs:
+            yield self(doc)
+
+
+@Language.factory("medcorr_test_fake", default_config={"delay": 0.0, "threshold": 0.5})
+def make_fake(nlp: Language, name: str, delay: float, threshold: float) -> FakeMedcorr:
+    """Factory of the fake component."""
+    return FakeMedcorr(delay=delay, threshold=threshold)
+
+
+def fake_nlp(delay: float = 0.0, threshold: float = 0.5) -> Language:
+    """A blank English pipeline with the fake component under the name ``medcorr``."""
+    import spacy
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("medcorr_test_fake", name="medcorr", config={"delay": delay, "threshold": threshold})
+    return nlp

@@ -1,0 +1,365 @@
+"""medcorr stream without a broker: settings, record layout, metrics, and the commit discipline of the loop
+(with in-memory stand-ins for the kafka-python clients)."""
+from __future__ import annotations
+
+import base64
+import json
+import sys
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from medcorr.finding import ErrorType, Finding, Verdict
+from medcorr.stream import records
+from medcorr.stream.config import ConfigError, StreamConfig, from_env, load_config, parse_kafka_options
+from medcorr.stream.consumer import EXIT_BROKER, EXIT_OK, EXIT_PIPELINE, StreamProcessor
+from medcorr.stream.metrics import StreamMetrics, start_metrics_server
+
+sys.path.insert(0, str(Path(__file__).parent))
+from stream_fake_pipeline import CRASH_MARKER, fake_nlp  # noqa: E402
+
+
+# ----------------------------------------------------------------------------- settings
+
+
+def write_toml(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "stream.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_precedence_cli_over_env_over_toml_over_defaults(tmp_path):
+    toml = write_toml(tmp_path, """
+bootstrap_servers = "toml:9092"
+input_topic = "toml-notes"
+output_topic = "toml-out"
+batch_size = 8
+[kafka]
+security_protocol = "SSL"
+ssl_check_hostname = false
+request_timeout_ms = 40000
+""")
+    env = {"MEDCORR_INPUT_TOPIC": "env-notes", "MEDCORR_BATCH_SIZE": "16", "MEDCORR_KAFKA_REQUEST_TIMEOUT_MS": "50000",
+           "MEDCORR_GROUP_ID": "env-group"}
+    cli = {"input_topic": "cli-notes", "idle_timeout": None, "kafka": parse_kafka_options(["request_timeout_ms=60000"])}
+    config = load_config(cli, config_path=toml, environ=env)
+    assert config.bootstrap_servers == "toml:9092"  # TOML only
+    assert config.output_topic == "toml-out"
+    assert config.input_topic == "cli-notes"  # CLI beats env and TOML
+    assert config.group_id == "env-group"  # env beats default
+    assert config.batch_size == 16  # env beats TOML
+    assert config.dead_letter_topic == "medcorr.dlq"  # default
+    assert config.idle_timeout is None  # an unset CLI option overrides nothing
+    assert config.kafka == {"security_protocol": "SSL", "ssl_check_hostname": False, "request_timeout_ms": 60000}
+    assert config.consumer_settings()["ssl_check_hostname"] is False
+
+
+def test_config_file_from_environment_and_kafka_subtables(tmp_path):
+    toml = write_toml(tmp_path, """
+[stream]
+bootstrap_servers = ["a:9093", "b:9093"]
+[kafka.consumer]
+max_poll_interval_ms = 600000
+[kafka.producer]
+compression_type = "gzip"
+""")
+    config = load_config({}, environ={"MEDCORR_CONFIG": str(toml)})
+    assert config.bootstrap_servers == "a:9093,b:9093"
+    assert config.consumer_settings() == {"max_poll_interval_ms": 600000}
+    assert config.producer_settings() == {"compression_type": "gzip"}
+
+
+def test_secrets_only_from_environment_or_file(tmp_path):
+    with pytest.raises(ConfigError, match="MEDCORR_KAFKA_SASL_PLAIN_PASSWORD"):
+        load_config({"bootstrap_servers": "x:1"}, config_path=write_toml(tmp_path, '[kafka]\nsasl_plain_password = "p"\n'),
+                    environ={})
+    with pytest.raises(ConfigError, match="secret"):
+        parse_kafka_options(["sasl_plain_password=p"])
+    env = {"MEDCORR_BOOTSTRAP_SERVERS": "x:1", "MEDCORR_KAFKA_SASL_PLAIN_PASSWORD": "s3cret",
+           "MEDCORR_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512", "MEDCORR_KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}
+    config = load_config({}, environ=env)
+    assert config.kafka["sasl_plain_password"] == "s3cret"
+    assert config.redacted()["kafka"]["sasl_plain_password"] == "***"
+    assert "s3cret" not in json.dumps(config.redacted())
+    secret_file = tmp_path / "password"
+    secret_file.write_text("from-file\n")
+    toml = write_toml(tmp_path, f'bootstrap_servers = "x:1"\n[kafka]\nsasl_plain_password_file = "{secret_file}"\n')
+    assert load_config({}, config_path=toml, environ={}).kafka["sasl_plain_password"] == "from-file"
+
+
+@pytest.mark.parametrize("toml,match", [
+    ('bootstrap_servers = "x:1"\nbogus = 1\n', "unknown setting"),
+    ('bootstrap_servers = "x:1"\n[kafka]\nno_such_option = 1\n', "unknown kafka-python setting"),
+    ('bootstrap_servers = "x:1"\n[kafka]\nenable_auto_commit = true\n', "set by medcorr stream"),
+    ('bootstrap_servers = "x:1"\n[kafka]\nacks = 0\n', "acks=0"),
+    ('bootstrap_servers = "x:1"\nfhir_version = "STU3"\n', "R4 or R5"),
+    ('bootstrap_servers = "x:1"\noutput_topic = "notes"\n', "different topics"),
+    ('batch_size = "many"\n', "batch_size"),
+    ('input_topic = "n"\n', "bootstrap_servers is required"),
+])
+def test_invalid_settings_are_refused_with_the_setting_named(tmp_path, toml, match):
+    with pytest.raises(ConfigError, match=match):
+        load_config({}, config_path=write_toml(tmp_path, toml), environ={})
+
+
+def test_env_values_are_typed():
+    values = from_env({"MEDCORR_IDLE_TIMEOUT": "2.5", "MEDCORR_MAX_MESSAGES": "10", "MEDCORR_KAFKA_SSL_CHECK_HOSTNAME": "no",
+                       "MEDCORR_KAFKA_ACKS": "all", "UNRELATED": "x"})
+    assert values == {"idle_timeout": 2.5, "max_messages": 10, "kafka": {"ssl_check_hostname": False, "acks": "all"}}
+    with pytest.raises(ConfigError, match="max_messages"):
+        from_env({"MEDCORR_MAX_MESSAGES": "ten"})
+
+
+def test_stream_command_is_registered_in_the_medcorr_cli(capsys):
+    from medcorr.cli import build_parser
+
+    args = build_parser().parse_args(["stream", "--bootstrap-servers", "h:1", "--fhir-version", "r5", "--print-config"])
+    assert args.func(args) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["bootstrap_servers"] == "h:1" and printed["fhir_version"] == "R5"
+
+
+# ----------------------------------------------------------------------------- records
+
+
+def test_idempotency_key_prefers_versioned_document_reference():
+    from medcorr.fhir import SourceRef
+
+    coords = records.SourceCoordinates("notes", 2, 41)
+    assert records.idempotency_key(SourceRef("d", "7"), coords) == "DocumentReference/d/_history/7"
+    assert records.idempotency_key(SourceRef("d", None), coords) == "kafka:notes/2/41"
+    assert records.idempotency_key(None, records.SourceCoordinates("notes", 2, 41, 3, 5)) == "kafka:notes/2/41/3"
+
+
+def test_dead_letter_record_keeps_original_and_uses_kip1034_headers():
+    secret = "".join(["pa", "tient ", "sec", "ret"])  # built at run time: not in any source line
+    try:
+        raise ValueError(f"boom with {secret}")
+    except ValueError as error:
+        caught = error
+    out = records.dead_letter_record(
+        "dlq", b"key", b"original bytes", [("trace", b"abc")], records.SourceCoordinates("notes", 1, 9, 0, 2), caught,
+        source=None, medcorr_version="0.1.0", model_version="m", code="PIPELINE_ERROR",
+    )
+    headers = records.header_dict(out.headers)
+    assert (out.topic, out.key, out.value) == ("dlq", b"key", b"original bytes")
+    assert headers["trace"] == "abc"
+    assert headers["__streams.errors.exception"] == "ValueError"
+    assert headers["__streams.errors.topic"] == "notes"
+    assert headers["__streams.errors.partition"] == "1"
+    assert headers["__streams.errors.offset"] == "9"
+    assert headers["medcorr.error.code"] == "PIPELINE_ERROR"
+    assert headers["medcorr.source.entry"] == "0" and headers["medcorr.source.entries"] == "2"
+    stack = headers["__streams.errors.stacktrace"]
+    assert "test_dead_letter_record_keeps_original" in stack and secret not in stack
+    assert headers["__streams.errors.message"] == f"boom with {secret}"  # the DLQ holds the note anyway
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def test_metrics_text_format_and_http_endpoint():
+    metrics = StreamMetrics()
+    metrics.processed.inc(3)
+    metrics.dead_lettered.inc(code="NOT_JSON")
+    metrics.lag.set(5, topic="notes", partition="0")
+    metrics.latency.observe(0.02, count=2)
+    metrics.latency.observe(100.0)
+    server = start_metrics_server(metrics, "127.0.0.1", 0)
+    try:
+        port = server.server_address[1]
+        body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        health = urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5)
+        assert health.status == 200
+    finally:
+        server.shutdown()
+        server.server_close()
+    lines = body.splitlines()
+    assert "# TYPE medcorr_stream_notes_processed_total counter" in lines
+    assert "medcorr_stream_notes_processed_total 3" in lines
+    assert 'medcorr_stream_dead_lettered_total{code="NOT_JSON"} 1' in lines
+    assert 'medcorr_stream_consumer_lag{partition="0",topic="notes"} 5' in lines
+    assert 'medcorr_stream_note_latency_seconds_bucket{le="0.01"} 0' in lines
+    assert 'medcorr_stream_note_latency_seconds_bucket{le="0.025"} 2' in lines
+    assert 'medcorr_stream_note_latency_seconds_bucket{le="60"} 2' in lines
+    assert 'medcorr_stream_note_latency_seconds_bucket{le="+Inf"} 3' in lines
+    assert "medcorr_stream_note_latency_seconds_count 3" in lines
+
+
+# ----------------------------------------------------------------------------- the loop, with fake clients
+
+
+@dataclass
+class Rec:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: list = field(default_factory=list)
+    timestamp: int = 0
+
+
+class FakeFuture:
+    def __init__(self, error: BaseException | None) -> None:
+        self.is_done = True
+        self.exception = error
+
+    def succeeded(self) -> bool:
+        return self.exception is None
+
+
+class FakeKafka:
+    """One input topic with fixed batches, shared by a fake consumer and producer; logs every call."""
+
+    def __init__(self, batches: list[list[Rec]], fail_topic: str | None = None) -> None:
+        self.batches = list(batches)
+        self.events: list[tuple] = []
+        self.sent: list[tuple] = []
+        self.fail_topic = fail_topic
+        self.processor: StreamProcessor | None = None
+
+    def consumer(self, **settings: Any) -> "FakeKafka":
+        self.events.append(("consumer", settings))
+        return self
+
+    def producer(self, **settings: Any) -> "FakeKafka":
+        self.events.append(("producer", settings))
+        return self
+
+    # consumer API
+    def subscribe(self, topics, listener=None):
+        from kafka import TopicPartition
+
+        listener.on_partitions_assigned([TopicPartition("notes", 0)])
+
+    def poll(self, timeout_ms=0, max_records=None):
+        from kafka import TopicPartition
+
+        if not self.batches:
+            self.processor.stop("test: input exhausted")
+            return {}
+        batch = self.batches.pop(0)
+        self.events.append(("poll", [r.offset for r in batch]))
+        return {TopicPartition("notes", 0): batch}
+
+    def commit(self, offsets, timeout_ms=None):
+        self.events.append(("commit", {tp.partition: meta.offset for tp, meta in offsets.items()}))
+
+    def metrics(self):
+        return {"consumer-coordinator-metrics": {"last-heartbeat-seconds-ago": 0.1}}
+
+    def assignment(self):
+        return set()
+
+    # producer API
+    def send(self, topic, key=None, value=None, headers=None):
+        self.events.append(("send", topic))
+        self.sent.append((topic, key, value, records.header_dict(headers)))
+        return FakeFuture(RuntimeError("broker said no") if topic == self.fail_topic else None)
+
+    def flush(self, timeout=None):
+        self.events.append(("flush",))
+
+    def close(self, *args, **kwargs):
+        self.events.append(("close",))
+
+
+def note_message(offset: int, text: str) -> Rec:
+    resource = {"resourceType": "DocumentReference", "id": f"d{offset}", "meta": {"versionId": "1"}, "status": "current",
+                "content": [{"attachment": {"contentType": "text/plain", "data": base64.b64encode(text.encode()).decode()}}]}
+    return Rec("notes", 0, offset, f"d{offset}".encode(), json.dumps(resource).encode())
+
+
+def run_fake(batches, nlp=None, fail_topic=None, **config) -> tuple[int, FakeKafka, StreamProcessor]:
+    kafka = FakeKafka(batches, fail_topic)
+    settings = StreamConfig(bootstrap_servers="fake:9092", **config).validate()
+    processor = StreamProcessor(settings, nlp or fake_nlp(), consumer_factory=kafka.consumer,
+                                producer_factory=kafka.producer)
+    kafka.processor = processor
+    return processor.run(), kafka, processor
+
+
+def test_commit_only_after_flush_and_consumer_settings():
+    batches = [[note_message(0, "Flu. Given amoxicillin."), note_message(1, "All well."),
+                Rec("notes", 0, 2, None, b"not json")],
+               [note_message(3, "Fine.")]]
+    code, kafka, processor = run_fake(batches, batch_size=3)
+    assert code == EXIT_OK
+    consumer_settings = next(s for name, s in ((e[0], e[1]) for e in kafka.events if len(e) > 1) if name == "consumer")
+    assert consumer_settings["enable_auto_commit"] is False
+    kinds = [e[0] for e in kafka.events if e[0] in ("poll", "send", "flush", "commit")]
+    assert kinds == ["poll", "send", "send", "send", "flush", "commit", "poll", "send", "flush", "commit"]
+    commits = [e[1] for e in kafka.events if e[0] == "commit"]
+    assert commits == [{0: 3}, {0: 4}]
+    topics = [s[0] for s in kafka.sent]
+    assert topics == ["medcorr.findings", "medcorr.findings", "medcorr.dlq", "medcorr.findings"]
+    flagged = kafka.sent[0]
+    assert flagged[1] == b"d0" and flagged[3]["medcorr.verdict.flag"] == "true"
+    assert flagged[3]["medcorr.model.version"] == "fake-1"
+    assert processor.summary.messages == 4 and processor.summary.flagged == 1
+    assert processor.metrics.processed.total() == 3 and processor.metrics.dead_lettered.value(code="NOT_JSON") == 1
+
+
+def test_failed_send_means_no_commit_and_exit_3():
+    batches = [[note_message(0, "Fine."), Rec("notes", 0, 1, None, b"{")]]
+    code, kafka, processor = run_fake(batches, fail_topic="medcorr.dlq")
+    assert code == EXIT_BROKER
+    assert not [e for e in kafka.events if e[0] == "commit"]
+    assert processor.metrics.produce_failures.total() == 1
+    assert processor.summary.messages == 0  # nothing counted as done
+
+
+def test_pipeline_exception_dead_letters_that_note_only():
+    batches = [[note_message(0, "Fine."), note_message(1, f"Bad {CRASH_MARKER} note."), note_message(2, "Amoxicillin.")]]
+    code, kafka, _ = run_fake(batches)
+    assert code == EXIT_OK
+    by_offset = {int(s[3]["medcorr.source.offset"]): s for s in kafka.sent}
+    assert by_offset[0][0] == "medcorr.findings" and by_offset[2][0] == "medcorr.findings"
+    assert by_offset[1][0] == "medcorr.dlq"
+    assert by_offset[1][3]["medcorr.error.code"] == "PIPELINE_ERROR"
+    assert by_offset[1][3]["__streams.errors.exception"] == "RuntimeError"
+    assert [e[1] for e in kafka.events if e[0] == "commit"] == [{0: 3}]
+
+
+def test_broken_pipeline_stops_without_dead_lettering_everything():
+    batches = [[note_message(i, f"{CRASH_MARKER} {i}") for i in range(5)]]
+    code, kafka, _ = run_fake(batches, max_consecutive_pipeline_errors=3)
+    assert code == EXIT_PIPELINE
+    assert not kafka.sent and not [e for e in kafka.events if e[0] == "commit"]
+
+
+def test_clean_and_flagged_outputs_are_valid_bundles_keyed_by_id():
+    from fhir.resources.bundle import Bundle
+
+    batches = [[note_message(5, "Given amoxicillin for influenza."), note_message(6, "Nothing wrong here.")]]
+    code, kafka, _ = run_fake(batches, fhir_version="R5")
+    assert code == EXIT_OK
+    (flag_topic, flag_key, flag_value, flag_headers), (_, clean_key, clean_value, clean_headers) = kafka.sent
+    flagged, clean = json.loads(flag_value), json.loads(clean_value)
+    Bundle.model_validate(flagged)
+    Bundle.model_validate(clean)
+    assert flag_key == b"d5" and clean_key == b"d6"
+    assert len(flagged["entry"]) == 1 and flagged["entry"][0]["resource"]["detail"] == "oseltamivir"
+    assert "entry" not in clean and clean_headers["medcorr.verdict.flag"] == "false"
+    assert flag_headers["medcorr.idempotency.key"] == "DocumentReference/d5/_history/1"
+
+
+def test_model_version_defaults_to_unknown():
+    import spacy
+
+    from medcorr.stream.consumer import model_version_of
+
+    assert model_version_of(spacy.blank("en")) == "unknown"
+    assert model_version_of(fake_nlp()) == "fake-1"
+
+
+def test_verdict_type_is_the_shared_model():
+    # the fake pipeline stores the shared Verdict/Finding, read back through the real component's getter
+    doc = fake_nlp()("Given amoxicillin.")
+    assert isinstance(doc._.medcorr, Verdict)
+    assert doc._.medcorr.findings[0] == Finding(6, 17, "amoxicillin", ErrorType.PHARMACOTHERAPY, 0.93, 0,
+                                                "oseltamivir", "Given oseltamivir.")
