@@ -1,2 +1,2 @@
 """Correction generators. Importing this package registers every built-in backend."""
-from medcorr.generators import openai, transformers_gen  # noqa: F401  (registration side effect)
+from medcorr.generators import knowledge, openai, transformers_gen  # noqa: F401  (registration side effect)

@@ -128,3 +128,17 @@ def read_labelled(paths) -> list[LabelledNote]:
     for path in paths:
         notes += [labelled_from_medec(r) for r in read_medec(path, require=(ERROR_FLAG, ERROR_SENTENCE_ID))]
     return notes
+
+
+def substitution_examples(notes: Sequence[LabelledNote]) -> list[tuple[str, str, str]]:
+    """``(error type, wrong span, corrected span)`` for every error note with a corrected sentence."""
+    examples = []
+    for note in notes:
+        if not note.has_error or not note.corrected_sentence or note.error_span is None or note.error_type is None:
+            continue
+        start, end = note.sentences[note.error_sentence]
+        wrong_sentence = note.text[start:end]
+        right_start, right_end = diff_span(note.corrected_sentence, wrong_sentence)
+        examples.append((note.error_type.value, note.text[note.error_span[0]:note.error_span[1]],
+                         note.corrected_sentence[right_start:right_end]))
+    return examples

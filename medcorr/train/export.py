@@ -12,6 +12,7 @@ import torch
 
 from medcorr.detector import META_FILE, MODEL_FILE, TOKENIZER_FILE
 from medcorr.encoding import NoteEncoder
+from medcorr.substitutions import SUBSTITUTIONS_FILE
 from medcorr.train.model import DetectorModel
 from medcorr.train.trainer import load_checkpoint
 
@@ -86,6 +87,8 @@ def export_checkpoint(checkpoint: Path, out: Path, keep_fp32: bool = True,
     quantize_int8(fp32, out / MODEL_FILE)
     int8_diff = max_abs_diff(model, encoder, out / MODEL_FILE, verify_notes)
     shutil.copy(checkpoint / "backbone" / TOKENIZER_FILE, out / TOKENIZER_FILE)
+    if (checkpoint / SUBSTITUTIONS_FILE).is_file():
+        shutil.copy(checkpoint / SUBSTITUTIONS_FILE, out / SUBSTITUTIONS_FILE)
     meta = {
         "version": record.get("version", "0.0.0"),
         "model_file": MODEL_FILE,

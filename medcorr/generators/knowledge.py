@@ -1,0 +1,138 @@
+"""``medcorr.KnowledgeGenerator.v1``: offline correction proposals from the lexicon and learned pairs.
+
+Candidates for a finding's span come from (1) substitution pairs learned from training data (the same
+wrong span was corrected to X before) and (2) lexicon siblings of the span's concept (same ICD-10-CM
+category/block or MeSH branch for diagnoses, same drug class for drugs, same genus or common confusers for
+organisms, same procedure group for management). Candidates are ranked by a prior (learned pairs first,
+then lexicon closeness); with ``rescore_top > 0`` the best candidates are substituted into the note and
+re-scored by the detector in one batched call, and a candidate that the detector finds less suspicious
+moves up. Deterministic: the same note always gives the same proposals.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+from medcorr.finding import ErrorType
+from medcorr.generators.base import CorrectionRequest, Proposal, substitute
+from medcorr.registry import generators
+from medcorr.substitutions import SUBSTITUTIONS_FILE, SubstitutionTable, normalize
+
+#: Lexicon kinds to search for each error type, in order.
+KINDS_FOR_TYPE: dict[ErrorType, tuple[str, ...]] = {
+    ErrorType.DIAGNOSIS: ("diagnosis",),
+    ErrorType.CAUSAL_ORGANISM: ("organism",),
+    ErrorType.PHARMACOTHERAPY: ("drug",),
+    ErrorType.TREATMENT: ("drug", "procedure"),
+    ErrorType.MANAGEMENT: ("procedure", "drug"),
+}
+LEARNED_PRIOR = 1.0
+LEXICON_PRIOR = 0.8
+
+
+class KnowledgeGenerator:
+    """Offline candidate generator; see the module docstring."""
+
+    def __init__(self, top_k: int = 5, max_candidates: int = 20, rescore_top: int = 0,
+                 detector_weight: float = 0.5, substitutions_path: str = ""):
+        self.top_k = int(top_k)
+        self.max_candidates = int(max_candidates)
+        self.rescore_top = int(rescore_top)
+        self.detector_weight = float(detector_weight)
+        self._substitutions_path = substitutions_path
+        self._table: SubstitutionTable | None = None
+        self._lexicon = None
+        self._component = None
+
+    def bind(self, component: Any) -> None:
+        """Called by the medcorr component: gives access to its detector and model directory."""
+        self._component = component
+        self._table = None
+
+    @property
+    def table(self) -> SubstitutionTable:
+        """Learned substitution pairs (from the config path, else the model directory)."""
+        if self._table is None:
+            if self._substitutions_path:
+                path = Path(self._substitutions_path)
+            elif self._component is not None:
+                path = self._component.detector.model_dir / SUBSTITUTIONS_FILE
+            else:
+                from medcorr.detector import default_model_dir
+
+                path = default_model_dir() / SUBSTITUTIONS_FILE
+            self._table = SubstitutionTable.load(path)
+        return self._table
+
+    @property
+    def lexicon(self):
+        """The shipped lexicon."""
+        if self._lexicon is None:
+            from medcorr.lexicon import Lexicon
+
+            self._lexicon = Lexicon.load()
+        return self._lexicon
+
+    def candidates(self, span_text: str, error_type: ErrorType) -> list[tuple[str, float]]:
+        """Ranked ``(replacement, prior)`` for a span, without the detector."""
+        ranked: dict[str, tuple[str, float]] = {}
+        own = normalize(span_text)
+
+        def add(text: str, prior: float) -> None:
+            key = normalize(text)
+            if key and key != own and key not in ranked:
+                ranked[key] = (text, prior)
+
+        learned = self.table.candidates(error_type.value, span_text)
+        for rank, (text, _count) in enumerate(learned):
+            add(text, LEARNED_PRIOR - 0.01 * rank)
+        for kind in KINDS_FOR_TYPE[error_type]:
+            siblings = self.lexicon.siblings(span_text, kind, limit=self.max_candidates)
+            for rank, sibling in enumerate(siblings):
+                add(_name(sibling), LEXICON_PRIOR * (1.0 - rank / (2 * self.max_candidates)))
+        return sorted(ranked.values(), key=lambda item: (-item[1], item[0]))[: self.max_candidates]
+
+    def __call__(self, requests: Sequence[CorrectionRequest]) -> list[Proposal]:
+        per_request = [self.candidates(r.finding.text, r.finding.type) for r in requests]
+        if self.rescore_top > 0 and self._component is not None:
+            per_request = self._rescore(requests, per_request)
+        return [Proposal(candidates=[(t, round(s, 6)) for t, s in ranked[: self.top_k]]) for ranked in per_request]
+
+    def _rescore(self, requests: Sequence[CorrectionRequest],
+                 per_request: list[list[tuple[str, float]]]) -> list[list[tuple[str, float]]]:
+        """Blend each prior with 1 - P(error) of the sentence after substitution (one detector call)."""
+        notes, owners = [], []
+        for index, (request, ranked) in enumerate(zip(requests, per_request)):
+            finding = request.finding
+            for text, _ in ranked[: self.rescore_top]:
+                start, end = request.sentences[finding.sentence]
+                corrected = substitute(request.note, finding.start, finding.end, text)
+                shift = len(text) - (finding.end - finding.start)
+                spans = tuple((s, e) if e <= finding.start else (s if s <= finding.start else s + shift, e + shift)
+                              for s, e in request.sentences)
+                notes.append((corrected, spans))
+                owners.append((index, text))
+        predictions = self._component.detector.predict(notes) if notes else []
+        detector_scores: dict[tuple[int, str], float] = {}
+        for (index, text), prediction in zip(owners, predictions):
+            sentence = requests[index].finding.sentence
+            detector_scores[(index, text)] = 1.0 - float(prediction.error[sentence])
+        weight = self.detector_weight
+        rescored = []
+        for index, ranked in enumerate(per_request):
+            blended = [(text, (1 - weight) * prior + weight * detector_scores[(index, text)])
+                       if (index, text) in detector_scores else (text, (1 - weight) * prior)
+                       for text, prior in ranked]
+            rescored.append(sorted(blended, key=lambda item: (-item[1], item[0])))
+        return rescored
+
+
+def _name(sibling: Any) -> str:
+    return sibling if isinstance(sibling, str) else str(getattr(sibling, "name", sibling))
+
+
+@generators("medcorr.KnowledgeGenerator.v1")
+def make_knowledge_generator(top_k: int = 5, max_candidates: int = 20, rescore_top: int = 0,
+                             detector_weight: float = 0.5, substitutions_path: str = "") -> KnowledgeGenerator:
+    """Registered factory of the offline generator (the component's default)."""
+    return KnowledgeGenerator(top_k, max_candidates, rescore_top, detector_weight, substitutions_path)
