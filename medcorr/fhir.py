@@ -662,18 +662,23 @@ def verdict_to_bundle(
             issue["patient" if fhir_version == "R4" else "subject"] = subject
         if finding.correction:
             issue["detail"] = finding.correction
-        model = issue_cls.model_validate(issue)
-        entries.append({"fullUrl": f"urn:uuid:{model.id}", "resource": model})
-    bundle = bundle_cls.model_validate(
-        {
-            "resourceType": "Bundle",
-            "id": bundle_id,
-            "meta": {"extension": [_verdict_extension(verdict, source, model_version, __version__)]},
-            "type": "collection",
-            "entry": entries or None,
-        }
+        entries.append({"fullUrl": f"urn:uuid:{issue['id']}", "resource": issue})
+    bundle: dict[str, Any] = {
+        "resourceType": "Bundle",
+        "id": bundle_id,
+        "meta": {"extension": [_verdict_extension(verdict, source, model_version, __version__)]},
+        "type": "collection",
+    }
+    if entries:
+        bundle["entry"] = entries
+    # Validate with the fhir.resources classes of the version: each DetectedIssue with its own class (a
+    # Bundle does not check the type of entry.resource), then the Bundle around the validated models.
+    # The JSON we built is returned (model_dump would cost twice the validation and change nothing).
+    models = [issue_cls.model_validate(entry["resource"]) for entry in entries]
+    bundle_cls.model_validate(
+        {**bundle, "entry": [{**entry, "resource": model} for entry, model in zip(entries, models)] or None}
     )
-    return bundle.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return json.loads(json.dumps(bundle))  # a fresh, plain-JSON copy
 
 
 def _ref_from_string(reference: str) -> SourceRef:

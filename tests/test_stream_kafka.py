@@ -390,7 +390,7 @@ def test_r5_bundle_output_through_the_broker(kafka_broker, nlp):
 def test_kill_9_and_restart_loses_nothing(kafka_broker, tmp_path):
     names = topics(kafka_broker, "kill")
     group = kafka_broker.unique("kill")
-    total = 400
+    total = 300
     produced = produce_good(kafka_broker, names["input"], total)
     log = tmp_path / "first.log"
     command = stream_command(kafka_broker, names, group, tmp_path, "--log-level", "DEBUG", delay=0.01)
@@ -402,7 +402,7 @@ def test_kill_9_and_restart_loses_nothing(kafka_broker, tmp_path):
     assert 0 < sum(committed_at_kill.values()) < total, committed_at_kill
 
     second = tmp_path / "second.log"
-    restarted = start(command + ["--idle-timeout", "3"], second)
+    restarted = start(command + ["--idle-timeout", "2"], second)
     assert restarted.wait(timeout=120) == 0, second.read_text()[-3000:]
 
     outputs = kafka_broker.read_all(names["output"], expected=total)
@@ -463,7 +463,7 @@ def test_crash_after_produce_before_commit_redelivers_identical_records(kafka_br
 def test_sigterm_finishes_batch_commits_and_exits_0(kafka_broker, tmp_path):
     names = topics(kafka_broker, "term")
     group = kafka_broker.unique("term")
-    total = 400
+    total = 300
     produce_good(kafka_broker, names["input"], total)
     log = tmp_path / "term.log"
     process = start(stream_command(kafka_broker, names, group, tmp_path, "--log-level", "DEBUG", delay=0.01), log)
@@ -491,10 +491,10 @@ def test_sigterm_finishes_batch_commits_and_exits_0(kafka_broker, tmp_path):
 def test_two_consumers_in_one_group_share_the_work(kafka_broker, tmp_path):
     names = topics(kafka_broker, "pair")
     group = kafka_broker.unique("pair")
-    total = 400
+    total = 300
     produced = produce_good(kafka_broker, names["input"], total)
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
-    processes = [start(stream_command(kafka_broker, names, group, tmp_path, "--idle-timeout", "4", delay=0.02), log)
+    processes = [start(stream_command(kafka_broker, names, group, tmp_path, "--idle-timeout", "3", delay=0.02), log)
                  for log in logs]
     for process, log in zip(processes, logs):
         assert process.wait(timeout=150) == 0, log.read_text()[-3000:]

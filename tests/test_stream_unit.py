@@ -221,6 +221,11 @@ class FakeKafka:
         self.sent: list[tuple] = []
         self.fail_topic = fail_topic
         self.processor: StreamProcessor | None = None
+        self.listener: Any = None
+        self.commit_errors: list[BaseException] = []  # raised by the next commits, in order
+        self.revoke_before_poll: set[int] = set()  # poll numbers that start with a rebalance
+        self.too_large_topic: str | None = None  # records with a value on this topic are "too large"
+        self.polls = 0
 
     def consumer(self, **settings: Any) -> "FakeKafka":
         self.events.append(("consumer", settings))
@@ -234,11 +239,18 @@ class FakeKafka:
     def subscribe(self, topics, listener=None):
         from kafka import TopicPartition
 
+        self.listener = listener
         listener.on_partitions_assigned([TopicPartition("notes", 0)])
 
     def poll(self, timeout_ms=0, max_records=None):
         from kafka import TopicPartition
 
+        self.polls += 1
+        if self.polls in self.revoke_before_poll:
+            self.events.append(("rebalance",))
+            self.listener.on_partitions_revoked([TopicPartition("notes", 0)])
+            self.listener.on_partitions_assigned([TopicPartition("notes", 0)])
+            self.events.append(("reassigned",))
         if not self.batches:
             self.processor.stop("test: input exhausted")
             return {}
@@ -247,6 +259,9 @@ class FakeKafka:
         return {TopicPartition("notes", 0): batch}
 
     def commit(self, offsets, timeout_ms=None):
+        if self.commit_errors:
+            self.events.append(("commit-failed",))
+            raise self.commit_errors.pop(0)
         self.events.append(("commit", {tp.partition: meta.offset for tp, meta in offsets.items()}))
 
     def metrics(self):
@@ -258,6 +273,10 @@ class FakeKafka:
     # producer API
     def send(self, topic, key=None, value=None, headers=None):
         self.events.append(("send", topic))
+        if topic == self.too_large_topic and value is not None:
+            from kafka.errors import MessageSizeTooLargeError
+
+            return FakeFuture(MessageSizeTooLargeError("record too large"))
         self.sent.append((topic, key, value, records.header_dict(headers)))
         return FakeFuture(RuntimeError("broker said no") if topic == self.fail_topic else None)
 
@@ -274,8 +293,10 @@ def note_message(offset: int, text: str) -> Rec:
     return Rec("notes", 0, offset, f"d{offset}".encode(), json.dumps(resource).encode())
 
 
-def run_fake(batches, nlp=None, fail_topic=None, **config) -> tuple[int, FakeKafka, StreamProcessor]:
+def run_fake(batches, nlp=None, fail_topic=None, setup=None, **config) -> tuple[int, FakeKafka, StreamProcessor]:
     kafka = FakeKafka(batches, fail_topic)
+    if setup is not None:
+        setup(kafka)
     settings = StreamConfig(bootstrap_servers="fake:9092", **config).validate()
     processor = StreamProcessor(settings, nlp or fake_nlp(), consumer_factory=kafka.consumer,
                                 producer_factory=kafka.producer)
@@ -363,3 +384,54 @@ def test_verdict_type_is_the_shared_model():
     assert isinstance(doc._.medcorr, Verdict)
     assert doc._.medcorr.findings[0] == Finding(6, 17, "amoxicillin", ErrorType.PHARMACOTHERAPY, 0.93, 0,
                                                 "oseltamivir", "Given oseltamivir.")
+
+
+def test_offsets_left_by_a_rebalance_are_committed_on_revocation():
+    from kafka.errors import RebalanceInProgressError
+
+    def setup(kafka):
+        kafka.commit_errors = [RebalanceInProgressError()]
+        kafka.revoke_before_poll = {2}
+
+    code, kafka, _ = run_fake([[note_message(0, "Fine."), note_message(1, "Fine too.")]], setup=setup)
+    assert code == EXIT_OK
+    kinds = [e[0] for e in kafka.events if e[0] in ("flush", "commit", "commit-failed", "rebalance", "reassigned")]
+    assert kinds == ["flush", "commit-failed", "rebalance", "commit", "reassigned"]  # committed inside the revoke
+    assert [e[1] for e in kafka.events if e[0] == "commit"] == [{0: 2}]
+
+
+def test_dead_letter_too_large_for_the_dlq_is_sent_without_its_value():
+    def setup(kafka):
+        kafka.too_large_topic = "medcorr.dlq"
+
+    code, kafka, _ = run_fake([[Rec("notes", 0, 0, b"k", b"x" * 100), note_message(1, "Fine.")]], setup=setup)
+    assert code == EXIT_OK
+    dead = [s for s in kafka.sent if s[0] == "medcorr.dlq"]
+    assert len(dead) == 1
+    topic, key, value, headers = dead[0]
+    assert key == b"k" and value is None
+    assert headers["medcorr.dlq.value.omitted"] == "too-large" and headers["medcorr.error.code"] == "NOT_JSON"
+    assert [e[1] for e in kafka.events if e[0] == "commit"] == [{0: 2}]
+
+
+CONNECTORS = Path(__file__).resolve().parents[1] / "connectors"
+
+
+def test_example_stream_toml_is_valid(tmp_path):
+    secret = tmp_path / "kafka-password"
+    secret.write_text("example")
+    text = (CONNECTORS / "stream.toml").read_text().replace("/run/secrets/kafka-password", str(secret))
+    config = load_config({}, config_path=write_toml(tmp_path, text), environ={})
+    assert config.fhir_version == "R4" and config.metrics_port == 9464
+    assert config.kafka["security_protocol"] == "SASL_SSL" and config.kafka["sasl_plain_password"] == "example"
+    assert config.consumer_settings()["max_poll_interval_ms"] == 300000
+    assert config.producer_settings()["compression_type"] == "gzip"
+
+
+def test_published_code_system_matches_the_error_types():
+    from medcorr.fhir import error_type_code_system
+
+    published = json.loads((CONNECTORS / "fhir" / "CodeSystem-medcorr-error-type.json").read_text())
+    generated = error_type_code_system("R4")
+    published.pop("version"), generated.pop("version")
+    assert published == generated
