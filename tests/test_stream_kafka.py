@@ -4,9 +4,10 @@ Every test counts records by source coordinates (``medcorr.source.partition`` / 
 each input (or Bundle entry) must give exactly one output or one dead-letter record; after a crash,
 duplicates are allowed only for work that was not committed.
 
-``PIPELINE`` picks the spaCy pipeline: ``"real"`` is the shipped medcorr component
-(tests/data/stream_real.cfg, via medcorr.pipeline.build_pipeline); ``"fake"`` is the deterministic test
-component in tests/stream_fake_pipeline.py. Override with MEDCORR_TEST_STREAM_PIPELINE=fake|real.
+``PIPELINE`` picks the spaCy pipeline: ``"real"`` is the shipped default pipeline
+(``medcorr.pipeline.build_pipeline()``, what ``medcorr stream`` runs without ``--pipeline-config``);
+``"fake"`` is the deterministic test component in tests/stream_fake_pipeline.py. Override with
+MEDCORR_TEST_STREAM_PIPELINE=fake|real.
 """
 from __future__ import annotations
 
@@ -53,7 +54,7 @@ def pipeline_settings(delay: float = 0.0) -> dict[str, Any]:
     if PIPELINE == "fake":
         return {"pipeline_config": str(DATA / "stream_fake.cfg"), "code": [str(Path(__file__).parent / "stream_fake_pipeline.py")],
                 "pipeline_overrides": {"components.medcorr.delay": delay}}
-    return {"pipeline_config": str(DATA / "stream_real.cfg"), "code": [], "pipeline_overrides": {}}
+    return {"pipeline_config": None, "code": [], "pipeline_overrides": {}}
 
 
 @pytest.fixture(scope="module")
@@ -215,8 +216,8 @@ def stream_command(broker: Broker, names: dict[str, str], group: str, tmp_path: 
     """``python -m medcorr.stream ...`` with a TOML file carrying the pipeline and Kafka settings."""
     settings = pipeline_settings(delay)
     toml = tmp_path / f"stream-{group}.toml"
-    lines = [f'pipeline_config = "{settings["pipeline_config"]}"',
-             f"code = {json.dumps(settings['code'])}",
+    lines = [f'pipeline_config = "{settings["pipeline_config"]}"'] if settings["pipeline_config"] else []
+    lines += [f"code = {json.dumps(settings['code'])}",
              f"batch_size = {batch_size}",
              "[pipeline_overrides]"]
     lines += [f'"{key}" = {json.dumps(value)}' for key, value in settings["pipeline_overrides"].items()]
@@ -570,3 +571,21 @@ def test_broker_lost_during_run_exits_3_after_deadline(kafka_broker_factory, nlp
     assert result["code"] == EXIT_BROKER
     assert 4.0 <= took < 30.0
     assert any("no contact with broker" in r.getMessage() for r in caplog.records)
+
+
+def test_topic_setup_is_idempotent(kafka_broker):
+    from medcorr.stream.admin import create_topics, describe_topics
+
+    names = {"input": kafka_broker.unique("setup-in"), "output": kafka_broker.unique("setup-out"),
+             "dlq": kafka_broker.unique("setup-dlq")}
+    command = [str(ROOT / "connectors" / "create-topics.sh"), "--bootstrap-servers", kafka_broker.bootstrap,
+               "--input-topic", names["input"], "--output-topic", names["output"], "--dead-letter-topic", names["dlq"],
+               "--partitions", "4"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60,
+                            env={**os.environ, "PYTHON": sys.executable})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == [names["input"], "created", names["output"], "created", names["dlq"], "created"]
+    config = StreamConfig(bootstrap_servers=kafka_broker.bootstrap, input_topic=names["input"],
+                          output_topic=names["output"], dead_letter_topic=names["dlq"]).validate()
+    assert create_topics(config, partitions=4) == {name: "exists" for name in names.values()}
+    assert describe_topics(config) == {name: 4 for name in names.values()}

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from medcorr import __version__
-from medcorr.fhir import BadInputError, NoteInput, SourceRef, read_notes, verdict_to_bundle
+from medcorr.fhir import BadInputError, NoteInput, read_notes, verdict_to_bundle
 from medcorr.finding import Verdict
 from medcorr.pipeline import verdict_of
 from medcorr.stream.config import StreamConfig
@@ -661,10 +661,17 @@ class StreamProcessor:
         """
         try:
             metrics = self.consumer.metrics()
-            connections = float(metrics.get("consumer-metrics", {}).get("connection-count", 0.0))
+        except Exception:  # noqa: BLE001
+            metrics = {}
+        if "consumer-metrics" not in metrics:
+            # kafka-python metrics disabled (metrics_enabled=false): no signal while idle, so outages are
+            # only detected by failing sends and commits
+            return 0.0
+        try:
+            connections = float(metrics["consumer-metrics"].get("connection-count", 0.0))
             coordinator = metrics.get("consumer-coordinator-metrics", {})
             heartbeat = float(coordinator.get("last-heartbeat-seconds-ago", math.inf))
-        except Exception:  # noqa: BLE001 (metrics disabled or renamed: rely on fetches and commits)
+        except (TypeError, ValueError):
             connections, heartbeat = 0.0, math.inf
         if connections > 0 and (heartbeat < _HEALTHY_WINDOW_S or not self._joined):
             self._last_contact = max(self._last_contact, now)

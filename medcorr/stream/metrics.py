@@ -3,7 +3,8 @@
 Served by :func:`start_metrics_server` on ``/metrics`` (and a liveness probe on ``/healthz``) from a
 ``http.server`` thread. Metric names (all prefixed ``medcorr_stream_``):
 
-``messages_total``              input messages handled (committed), by outcome ``ok``/``dead_letter``
+``messages_total``              input messages handled (committed), by outcome: ``dead_letter`` when at
+                                least one record of the message was dead-lettered, else ``ok``
 ``notes_processed_total``       notes checked and written to the output topic
 ``notes_flagged_total``         of those, notes whose verdict is flagged
 ``dead_lettered_total``         records written to the dead-letter topic, by ``code``

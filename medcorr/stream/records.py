@@ -20,7 +20,8 @@ Dead-letter record: the original key, value and headers, plus
     ``__streams.errors.stacktrace`` frames only (no exception messages), for unexpected exceptions
     ``__streams.errors.topic`` / ``.partition`` / ``.offset``   source coordinates (KIP-1034 names)
     ``medcorr.error.code``          machine-readable reason (:data:`medcorr.fhir.ERROR_CODES`,
-                                    ``PIPELINE_ERROR``, ``MAPPING_ERROR``, ``OUTPUT_TOO_LARGE``)
+                                    ``PIPELINE_ERROR``, ``MAPPING_ERROR``, ``OUTPUT_TOO_LARGE``,
+                                    ``READ_ERROR`` for an unexpected exception while reading)
     ``medcorr.error.message``       same text as ``__streams.errors.message``
     and the ``medcorr.source.*``, ``medcorr.idempotency.key``, ``medcorr.version``,
     ``medcorr.model.version`` headers of an output record.
