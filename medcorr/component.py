@@ -250,7 +250,7 @@ class MedcorrComponent(Pipe):
     def _finding(self, doc: Doc, spans: list[tuple[int, int]], prediction: NotePrediction, sentence: int,
                  score: float) -> Finding | None:
         start, end = spans[sentence]
-        token_scores = prediction.span_scores((start, end))
+        offsets, probs = prediction.span_arrays((start, end))
         candidates = [c for c in self.matcher.find(doc) if c.start_char >= start and c.end_char <= end]
         if self.cfg["respect_context"]:
             negated = _negated_ranges(doc)
@@ -259,10 +259,11 @@ class MedcorrComponent(Pipe):
                 return None
             candidates = kept
         if candidates:
-            best = max(candidates, key=lambda c: (_mean_score(token_scores, c.start_char, c.end_char), -c.start_char))
+            best = max(candidates,
+                       key=lambda c: (_mean_score(offsets, probs, c.start_char, c.end_char), -c.start_char))
             span_start, span_end = best.start_char, best.end_char
         else:
-            span_start, span_end = _span_from_tokens(token_scores, start, end)
+            span_start, span_end = _span_from_tokens(offsets, probs, start, end)
         char_span = doc.char_span(span_start, span_end, alignment_mode="expand")
         if char_span is not None:
             span_start, span_end = char_span.start_char, char_span.end_char
@@ -343,24 +344,25 @@ def _inside_any(start: int, end: int, ranges: Sequence[tuple[int, int]]) -> bool
     return any(start >= r_start and end <= r_end for r_start, r_end in ranges)
 
 
-def _mean_score(token_scores: Sequence[tuple[int, int, float]], start: int, end: int) -> float:
-    inside = [p for s, e, p in token_scores if s < end and e > start]
-    return float(np.mean(inside)) if inside else 0.0
+def _mean_score(offsets: np.ndarray, probs: np.ndarray, start: int, end: int) -> float:
+    """Mean span probability of the tokens overlapping ``[start, end)`` (0 when none do)."""
+    inside = (offsets[:, 0] < end) & (offsets[:, 1] > start)
+    return float(np.mean(probs[inside])) if inside.any() else 0.0
 
 
-def _span_from_tokens(token_scores: Sequence[tuple[int, int, float]], start: int, end: int) -> tuple[int, int]:
-    """The contiguous run of high-scoring tokens around the best token; the sentence when none."""
-    if not token_scores:
+def _span_from_tokens(offsets: np.ndarray, probs: np.ndarray, start: int, end: int) -> tuple[int, int]:
+    """The contiguous run of high-scoring tokens around the best token; the sentence when none.
+
+    ``offsets`` ``[n, 2]`` and ``probs`` ``[n]`` are the sentence's tokens in text order.
+    """
+    if not probs.size:
         return start, end
-    probs = [p for _, _, p in token_scores]
     best = int(np.argmax(probs))
-    cutoff = 0.5 * probs[best]
-    left = right = best
-    while left > 0 and probs[left - 1] >= cutoff:
-        left -= 1
-    while right + 1 < len(probs) and probs[right + 1] >= cutoff:
-        right += 1
-    return token_scores[left][0], token_scores[right][1]
+    low = np.flatnonzero(probs < 0.5 * probs[best])
+    before, after = low[low < best], low[low > best]
+    left = int(before[-1]) + 1 if before.size else 0
+    right = int(after[0]) - 1 if after.size else probs.size - 1
+    return int(offsets[left, 0]), int(offsets[right, 1])
 
 
 def _apply_proposal(request: CorrectionRequest, proposal: Proposal, verdict: Verdict) -> None:

@@ -31,19 +31,30 @@ def default_model_dir() -> Path:
     return Path(str(resources.files("medcorr") / "data" / "model"))
 
 
+def _no_offsets() -> np.ndarray:
+    return np.zeros((0, 2), dtype=np.int64)
+
+
+def _no_probs() -> np.ndarray:
+    return np.zeros(0, dtype=np.float64)
+
+
 @dataclass
 class NotePrediction:
     """Per-sentence outputs for one note.
 
     ``location`` is a distribution over sentences (where the note's checkable claim is); ``error`` the
     probability that each sentence is wrong; ``types`` the error-type distribution per sentence;
-    ``token_scores`` the erroneous-span probability of each token as ``(char_start, char_end, prob)``.
+    ``token_offsets`` (``[N, 2]`` character ``(start, end)``, in text order) and ``token_probs`` (``[N]``)
+    the erroneous-span probability of each token, kept as arrays so that decoding needs no per-token
+    Python objects. :attr:`token_scores` gives them as ``(char_start, char_end, prob)`` tuples.
     """
 
     location: np.ndarray
     error: np.ndarray
     types: np.ndarray
-    token_scores: list[tuple[int, int, float]] = field(default_factory=list)
+    token_offsets: np.ndarray = field(default_factory=_no_offsets)
+    token_probs: np.ndarray = field(default_factory=_no_probs)
 
     @property
     def suspect(self) -> int:
@@ -55,18 +66,32 @@ class NotePrediction:
         """The verdict: probability that the suspect sentence is an error."""
         return float(self.error[self.suspect]) if self.location.size else 0.0
 
+    @property
+    def token_scores(self) -> list[tuple[int, int, float]]:
+        """Every token as ``(char_start, char_end, prob)``, in text order (built on each access)."""
+        return _as_tuples(self.token_offsets, self.token_probs)
+
     def error_type(self, sentence: int) -> ErrorType:
         """The most likely error type of a sentence."""
         return ERROR_TYPES[int(np.argmax(self.types[sentence]))]
 
-    def span_scores(self, sentence_span: tuple[int, int]) -> list[tuple[int, int, float]]:
-        """Token scores inside a character range."""
+    def span_arrays(self, sentence_span: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """``(offsets [n, 2], probs [n])`` of the tokens inside a character range."""
         start, end = sentence_span
-        return [item for item in self.token_scores if item[0] >= start and item[1] <= end]
+        inside = (self.token_offsets[:, 0] >= start) & (self.token_offsets[:, 1] <= end)
+        return self.token_offsets[inside], self.token_probs[inside]
+
+    def span_scores(self, sentence_span: tuple[int, int]) -> list[tuple[int, int, float]]:
+        """Token scores inside a character range, as ``(char_start, char_end, prob)``."""
+        return _as_tuples(*self.span_arrays(sentence_span))
 
     @classmethod
     def empty(cls) -> "NotePrediction":
         return cls(np.zeros(0), np.zeros(0), np.zeros((0, len(ERROR_TYPES))))
+
+
+def _as_tuples(offsets: np.ndarray, probs: np.ndarray) -> list[tuple[int, int, float]]:
+    return [(start, end, prob) for (start, end), prob in zip(offsets.tolist(), probs.tolist())]
 
 
 def _softmax(values: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -93,24 +118,22 @@ def decode_outputs(windows_per_note: Sequence[Sequence[Window]], sentence_counts
             predictions.append(NotePrediction.empty() if n_sentences == 0 else _no_token_prediction(n_sentences))
             continue
         sentence_logits = np.full((n_sentences, TYPE_OFFSET + len(ERROR_TYPES)), -np.inf, dtype=np.float64)
-        token_scores: list[tuple[int, int, float]] = []
+        offsets, probs = [], []
         for window in windows:
-            logits = segment_logits[id(window)]
-            for local, sentence in enumerate(window.segment_sentences):
-                sentence_logits[sentence] = np.maximum(sentence_logits[sentence], logits[local])
-            probs = _sigmoid(token_logits[id(window)].astype(np.float64))
+            np.maximum.at(sentence_logits, np.asarray(window.segment_sentences, dtype=np.intp),
+                          segment_logits[id(window)].astype(np.float64))
             real = window.offsets[:, 0] >= 0
-            token_scores.extend(
-                (int(s), int(e), float(p)) for (s, e), p in zip(window.offsets[real], probs[real])
-            )
+            offsets.append(window.offsets[real])
+            probs.append(_sigmoid(token_logits[id(window)].astype(np.float64))[real])
         covered = np.isfinite(sentence_logits[:, LOCATION])
         location = np.zeros(n_sentences)
         location[covered] = _softmax(sentence_logits[covered, LOCATION])
         error = np.where(covered, _sigmoid(np.where(covered, sentence_logits[:, VERDICT], 0.0)), 0.0)
         types = np.full((n_sentences, len(ERROR_TYPES)), 1.0 / len(ERROR_TYPES))
         types[covered] = _softmax(sentence_logits[covered, TYPE_OFFSET:])
-        token_scores.sort()
-        predictions.append(NotePrediction(location, error, types, token_scores))
+        token_offsets, token_probs = np.concatenate(offsets), np.concatenate(probs)
+        order = np.lexsort((token_probs, token_offsets[:, 1], token_offsets[:, 0]))  # (start, end, prob) order
+        predictions.append(NotePrediction(location, error, types, token_offsets[order], token_probs[order]))
     return predictions
 
 
