@@ -31,10 +31,12 @@ def main() -> int:
     parser.add_argument("--pipeline-config", help="a spaCy .cfg instead of --pipeline")
     parser.add_argument("--notes", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--no-errors", action="store_true",
+                        help="only notes without planted errors (plain-text DocumentReferences)")
     args = parser.parse_args()
 
     import stream_fake_pipeline  # noqa: F401  (registers the fake factory)
-    from test_stream_kafka import good_message
+    from test_stream_kafka import docref, dumps, good_message, note_text
 
     from medcorr.fhir import read_notes
     from medcorr.pipeline import build_pipeline, verdict_of
@@ -44,7 +46,10 @@ def main() -> int:
     data = Path(__file__).parent / "data"
     config_path = args.pipeline_config or (str(data / "stream_fake.cfg") if args.pipeline == "fake" else None)
     nlp = build_pipeline(config_path)
-    messages = [good_message(i)[1] for i in range(args.notes)]
+    if args.no_errors:
+        messages = [dumps(docref(f"note-{i}", note_text(i, wrong=False))) for i in range(args.notes)]
+    else:
+        messages = [good_message(i)[1] for i in range(args.notes)]
     texts = [read_notes(value)[0].text for value in messages]
 
     # offline, with the connector's per-note fallback on pipeline exceptions
@@ -90,7 +95,8 @@ def main() -> int:
     broker_s = marks["last"] - marks["first"]
     summary = processor.summary
     result = {
-        "pipeline": config_path or "default (build_pipeline())", "model_version": model_version_of(nlp), "notes": args.notes,
+        "pipeline": config_path or "default (build_pipeline())", "model_version": model_version_of(nlp),
+        "notes": args.notes, "no_errors": args.no_errors,
         "batch_size": args.batch_size,
         "offline_notes_per_s": round(args.notes / offline_s, 1), "offline_pipeline_errors": errors,
         "broker_notes_per_s": round(args.notes / broker_s, 1),
