@@ -26,6 +26,14 @@ CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
 
 
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, not every core of the machine)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 def default_model_dir() -> Path:
     """The model shipped inside the package."""
     return Path(str(resources.files("medcorr") / "data" / "model"))
@@ -197,17 +205,13 @@ class OnnxDetector:
 
     @property
     def session(self):
-        """The onnxruntime session, created on first use."""
+        """The onnxruntime session, created on first use (graph optimization cached per machine, see
+        :mod:`medcorr.ort_cache`; intra-op threads = ``num_threads`` or every usable core)."""
         if self._session is None:
-            import onnxruntime as ort
+            from medcorr.ort_cache import create_session
 
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = self.num_threads or (os.cpu_count() or 1)
-            options.inter_op_num_threads = 1
-            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            self._session = ort.InferenceSession(
-                str(self.model_dir / self.model_file), sess_options=options, providers=self.providers
-            )
+            self._session = create_session(self.model_dir / self.model_file, self.providers,
+                                           self.num_threads or available_cores())
         return self._session
 
     def predict(self, notes: Sequence[tuple[str, SentenceSpans]]) -> list[NotePrediction]:

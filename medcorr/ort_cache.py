@@ -1,0 +1,106 @@
+"""onnxruntime sessions whose graph optimization is done once per machine and model, then cached.
+
+Creating a session optimizes the graph (fusions, constant folding) on every start; for the shipped int8
+detector that is most of the session-creation time. The optimized graph is saved (at the
+hardware-independent ``ORT_ENABLE_EXTENDED`` level) into a user cache directory, never next to the model,
+and later sessions load it with ``ORT_ENABLE_ALL``: the computation, and so the outputs, are the same.
+
+The cache lives in ``$MEDCORR_CACHE_DIR`` (empty value: no cache), else ``$XDG_CACHE_HOME/medcorr/ort`` or
+``~/.cache/medcorr/ort`` (``%LOCALAPPDATA%\\medcorr\\ort`` on Windows). Entries are keyed by the model's
+content hash, the onnxruntime version and the providers; only the :data:`KEEP_ENTRIES` most recently used
+are kept. Any cache problem (read-only home, corrupt entry) falls back to a normal session, silently.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+log = logging.getLogger(__name__)
+CACHE_ENV = "MEDCORR_CACHE_DIR"
+KEEP_ENTRIES = 4
+CPU_ONLY = ("CPUExecutionProvider",)
+_HASH_CHUNK = 1 << 20
+
+
+def cache_dir() -> Path | None:
+    """The directory of cached optimized graphs, or None when caching is switched off."""
+    configured = os.environ.get(CACHE_ENV)
+    if configured is not None:
+        return Path(configured).expanduser() if configured.strip() else None
+    if sys.platform == "win32" and os.environ.get("LOCALAPPDATA"):
+        return Path(os.environ["LOCALAPPDATA"]) / "medcorr" / "ort"
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "medcorr" / "ort"
+
+
+def _content_key(model: Path, providers: Sequence[str], ort_version: str) -> str:
+    digest = hashlib.sha1(usedforsecurity=False)
+    with open(model, "rb") as handle:
+        while chunk := handle.read(_HASH_CHUNK):
+            digest.update(chunk)
+    digest.update(f"|{ort_version}|{','.join(providers)}".encode())
+    return digest.hexdigest()[:24]
+
+
+def _options(ort: Any, threads: int, level: Any) -> Any:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = level
+    return options
+
+
+def _prune(directory: Path, keep: int = KEEP_ENTRIES) -> None:
+    entries = sorted(directory.glob("*.onnx"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for stale in entries[keep:]:
+        stale.unlink(missing_ok=True)
+
+
+def _write_optimized(ort: Any, model: Path, target: Path, providers: Sequence[str], threads: int) -> bool:
+    """Optimize ``model`` once and store the graph at ``target`` (atomically); False when that fails."""
+    temporary = target.with_name(f".{target.stem}.{os.getpid()}.tmp.onnx")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        options = _options(ort, threads, ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED)
+        options.optimized_model_filepath = str(temporary)
+        ort.InferenceSession(str(model), sess_options=options, providers=list(providers))
+        os.replace(temporary, target)
+        _prune(target.parent)
+        return True
+    except Exception as error:  # noqa: BLE001 - the cache is an optimization, never a failure
+        log.debug("not caching the optimized graph: %s", type(error).__name__)
+        temporary.unlink(missing_ok=True)
+        return False
+
+
+def create_session(model: str | Path, providers: Sequence[str], threads: int, use_cache: bool = True) -> Any:
+    """An ``ORT_ENABLE_ALL`` session for ``model``, from the cached optimized graph when possible.
+
+    Only CPU-only sessions use the cache (an optimized graph may hold provider-specific kernels).
+    """
+    import onnxruntime as ort
+
+    model = Path(model)
+    full = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    directory = cache_dir() if use_cache and tuple(providers) == CPU_ONLY else None
+    if directory is not None:
+        cached = None
+        try:
+            cached = directory / f"{model.stem}-{_content_key(model, providers, ort.__version__)}.onnx"
+            if cached.is_file() or _write_optimized(ort, model, cached, providers, threads):
+                session = ort.InferenceSession(str(cached), sess_options=_options(ort, threads, full),
+                                               providers=list(providers))
+                os.utime(cached)  # most recently used: kept by _prune
+                return session
+        except Exception as error:  # noqa: BLE001 - a corrupt or unreadable entry: use the model itself
+            log.debug("optimized-graph cache not used: %s", type(error).__name__)
+            if cached is not None:
+                try:
+                    cached.unlink(missing_ok=True)
+                except OSError:
+                    pass
+    return ort.InferenceSession(str(model), sess_options=_options(ort, threads, full), providers=list(providers))
