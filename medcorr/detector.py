@@ -172,10 +172,13 @@ class OnnxDetector:
 
     ``predict(notes)`` takes ``(text, sentence spans)`` pairs and returns one :class:`NotePrediction` each;
     all notes of the call are encoded into length-bucketed batches of ``batch_size`` windows.
+    ``max_padding`` (None: off) also closes a batch before its padding exceeds that fraction of its real
+    tokens (see :func:`~medcorr.encoding.length_buckets`).
     """
 
     def __init__(self, model_dir: str | Path | None = None, max_length: int | None = None, batch_size: int = 64,
-                 providers: Sequence[str] = (CPU,), num_threads: int = 0, model_file: str | None = None):
+                 providers: Sequence[str] = (CPU,), num_threads: int = 0, model_file: str | None = None,
+                 max_padding: float | None = None):
         self.model_dir = Path(model_dir) if model_dir else default_model_dir()
         self.meta = self._read_meta(self.model_dir)
         self.max_length = int(max_length or self.meta.get("max_length", 512))
@@ -184,6 +187,7 @@ class OnnxDetector:
         self.num_threads = int(num_threads)
         self.model_file = model_file or self.meta.get("model_file", MODEL_FILE)
         self.encoder = NoteEncoder(self.model_dir / TOKENIZER_FILE, self.max_length)
+        self.max_padding = None if max_padding is None else max(0.0, float(max_padding))
         self._session = None
 
     @staticmethod
@@ -226,7 +230,7 @@ class OnnxDetector:
         """Run the model over windows in length-bucketed batches; logits keyed by ``id(window)``."""
         segment_logits: dict[int, np.ndarray] = {}
         token_logits: dict[int, np.ndarray] = {}
-        for bucket in length_buckets(windows, self.batch_size):
+        for bucket in length_buckets(windows, self.batch_size, self.max_padding):
             batch = self.encoder.collate([windows[i] for i in bucket])
             seg, tok = self.run_batch(batch)
             for row, window in enumerate(batch.windows):

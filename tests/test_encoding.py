@@ -59,3 +59,17 @@ def test_length_buckets_group_similar_lengths(encoder):
     buckets = length_buckets(windows, 2)
     lengths = [[windows[i].length for i in b] for b in buckets]
     assert max(lengths[0]) < min(lengths[1])
+
+
+def test_length_buckets_with_max_padding_bound_the_padding(encoder):
+    lengths = [5, 6, 6, 7, 30, 31, 60, 8, 9, 59]
+    notes = [_note([" ".join(["fever"] * (n - 2))]) for n in lengths]
+    windows = [w for ws in encoder.encode_notes(notes) for w in ws]
+    unbounded = length_buckets(windows, 16)
+    bounded = length_buckets(windows, 16, max_padding=0.1)
+    assert len(unbounded) == 1 and len(bounded) > 1
+    assert sorted(i for b in bounded for i in b) == list(range(len(windows)))
+    for bucket in bounded:
+        real = sum(windows[i].length for i in bucket)
+        assert len(bucket) * max(windows[i].length for i in bucket) <= real * 1.1
+    assert all(len(b) <= 3 for b in length_buckets(windows, 3, max_padding=10.0))
