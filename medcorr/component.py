@@ -335,7 +335,9 @@ def _negated_ranges(doc: Doc) -> list[tuple[int, int]]:
     ranges = []
     for modifier in doc._.context_graph.modifiers:
         if modifier.category.upper() in {"NEGATED_EXISTENCE"}:
-            scope = modifier.scope_span
+            scope = modifier.scope_span  # medspaCy 1.3: (start, end) token indices; older: a Span
+            if isinstance(scope, tuple):
+                scope = doc[scope[0]:scope[1]]
             ranges.append((scope.start_char, scope.end_char))
     return ranges
 
