@@ -22,6 +22,7 @@ from medcorr.detector import META_FILE, MODEL_FILE, TOKENIZER_FILE, NotePredicti
 from medcorr.finding import ERROR_TYPES, Finding, Verdict
 from medcorr.generators.base import CorrectionRequest, Generator, Proposal, substitute
 from medcorr.registry import detectors
+from medcorr.substitutions import SUBSTITUTIONS_FILE
 
 VERDICT_ATTR = "medcorr.verdict"
 MODES = ("verdict", "highlight")
@@ -172,7 +173,7 @@ class MedcorrComponent(Pipe):
         if self._matcher is None:
             from medcorr.candidates import CandidateMatcher
 
-            self._matcher = CandidateMatcher.for_vocab(self.nlp.vocab)
+            self._matcher = CandidateMatcher(self.nlp)
         return self._matcher
 
     # ----------------------------------------------------------------- spaCy API
@@ -251,7 +252,7 @@ class MedcorrComponent(Pipe):
                  score: float) -> Finding | None:
         start, end = spans[sentence]
         offsets, probs = prediction.span_arrays((start, end))
-        candidates = [c for c in self.matcher.find(doc) if c.start_char >= start and c.end_char <= end]
+        candidates = [c for c in self.matcher(doc) if c.start_char >= start and c.end_char <= end]
         if self.cfg["respect_context"]:
             negated = _negated_ranges(doc)
             kept = [c for c in candidates if not _inside_any(c.start_char, c.end_char, negated)]
@@ -296,9 +297,9 @@ class MedcorrComponent(Pipe):
         (path / "cfg.json").write_text(json.dumps(self.cfg, indent=2), encoding="utf-8")
         model_dir = path / "model"
         model_dir.mkdir(exist_ok=True)
-        for name in (self.detector.model_file, TOKENIZER_FILE, META_FILE):
+        for name in (self.detector.model_file, TOKENIZER_FILE, META_FILE, SUBSTITUTIONS_FILE):
             source = self.detector.model_dir / name
-            if source.resolve() != (model_dir / name).resolve():
+            if source.is_file() and source.resolve() != (model_dir / name).resolve():
                 shutil.copy(source, model_dir / name)
 
     def from_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> "MedcorrComponent":
@@ -306,6 +307,8 @@ class MedcorrComponent(Pipe):
         path = Path(path)
         self.cfg.update(json.loads((path / "cfg.json").read_text(encoding="utf-8")))
         self.detector = self._build_detector(path / "model")
+        if self.generator is not None and hasattr(self.generator, "bind"):
+            self.generator.bind(self)
         return self
 
     def to_bytes(self, *, exclude: Iterable[str] = ()) -> bytes:
