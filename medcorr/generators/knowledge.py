@@ -87,10 +87,29 @@ class KnowledgeGenerator:
         for rank, (text, _count) in enumerate(learned):
             add(text, LEARNED_PRIOR - 0.01 * rank)
         for kind in KINDS_FOR_TYPE[error_type]:
-            siblings = self.lexicon.siblings(span_text, kind, limit=self.max_candidates)
+            term, prefix, suffix = self._concept_in(span_text, kind)
+            if term is None:
+                continue
+            siblings = self.lexicon.siblings(term, kind, limit=self.max_candidates)
             for rank, sibling in enumerate(siblings):
-                add(_name(sibling), LEXICON_PRIOR * (1.0 - rank / (2 * self.max_candidates)))
+                add(prefix + _name(sibling) + suffix, LEXICON_PRIOR * (1.0 - rank / (2 * self.max_candidates)))
         return sorted(ranked.values(), key=lambda item: (-item[1], item[0]))[: self.max_candidates]
+
+    def _concept_in(self, span_text: str, kind: str) -> tuple[str | None, str, str]:
+        """The longest lexicon term of ``kind`` inside the span, with the span text around it.
+
+        A span like "a respiratory syncytial virus infection" is not itself a lexicon term; its concept
+        "respiratory syncytial virus" is, and siblings replace just that part.
+        """
+        words = span_text.split()
+        for size in range(len(words), 0, -1):
+            for begin in range(0, len(words) - size + 1):
+                term = " ".join(words[begin: begin + size]).strip(" .,;:()")
+                if term and kind in self.lexicon.kinds_of(term):
+                    before = " ".join(words[:begin])
+                    after = " ".join(words[begin + size:])
+                    return term, (before + " ") if before else "", (" " + after) if after else ""
+        return None, "", ""
 
     def __call__(self, requests: Sequence[CorrectionRequest]) -> list[Proposal]:
         per_request = [self.candidates(r.finding.text, r.finding.type) for r in requests]
