@@ -57,6 +57,17 @@ def pipeline_settings(delay: float = 0.0) -> dict[str, Any]:
     return {"pipeline_config": None, "code": [], "pipeline_overrides": {}}
 
 
+#: int8 dynamic quantization scales activations per ONNX batch, so a note's score through the broker (other
+#: batch mates) can differ from offline nlp.pipe by up to ~3e-2 (documented in the README); the fake is exact.
+SCORE_TOLERANCE = 5e-2
+
+
+@pytest.fixture(scope="module")
+def real_nlp():
+    """The shipped default pipeline: the mixed stream checks real verdicts of clean and error notes."""
+    return build_pipeline()
+
+
 @pytest.fixture(scope="module")
 def nlp():
     settings = pipeline_settings()
@@ -260,7 +271,7 @@ def produce_good(broker: Broker, topic: str, count: int) -> list[Any]:
 # ----------------------------------------------------------------------------- tests
 
 
-def test_mixed_stream_every_input_gives_exactly_one_record(kafka_broker, nlp):
+def test_mixed_stream_every_input_gives_exactly_one_record(kafka_broker, real_nlp):
     """1,000 messages: clean and error notes, Bundles, every unusable kind, pipeline crashes."""
     names = topics(kafka_broker, "mixed")
     max_note_bytes = 4096
@@ -291,7 +302,7 @@ def test_mixed_stream_every_input_gives_exactly_one_record(kafka_broker, nlp):
     config = config_for(kafka_broker, names, kafka_broker.unique("mixed"), max_messages=1000, batch_size=64,
                         max_note_bytes=max_note_bytes)
     started = time.monotonic()
-    code = StreamProcessor(config, CrashOn(nlp), metrics=metrics).run()
+    code = StreamProcessor(config, CrashOn(real_nlp), metrics=metrics).run()
     elapsed = time.monotonic() - started
     try:
         scraped = urllib.request.urlopen(f"http://127.0.0.1:{server.server_address[1]}/metrics", timeout=5).read().decode()
@@ -359,7 +370,7 @@ def test_mixed_stream_every_input_gives_exactly_one_record(kafka_broker, nlp):
 
     # the verdicts through the broker equal offline nlp.pipe on the same notes (sample)
     sample = [(i, note_text(i, wrong=i % 3 == 0)) for i in range(17, 200) if i % 10 < 7][:60]
-    offline = [verdict_of(doc) for doc in nlp.pipe([text for _, text in sample])]
+    offline = [verdict_of(doc) for doc in real_nlp.pipe([text for _, text in sample])]
     by_id = {record.key.decode(): json.loads(record.value) for record in outputs if record.key}
     compared = 0
     for (i, _), verdict in zip(sample, offline):
@@ -367,8 +378,9 @@ def test_mixed_stream_every_input_gives_exactly_one_record(kafka_broker, nlp):
         if bundle is None:
             continue
         through_broker = bundle_verdict(bundle)
-        assert through_broker["flag"] == verdict.flag
-        assert abs(through_broker["score"] - verdict.score) < 1e-3
+        assert abs(through_broker["score"] - verdict.score) < SCORE_TOLERANCE
+        if abs(verdict.score - real_nlp.get_pipe("medcorr").threshold) > SCORE_TOLERANCE:
+            assert through_broker["flag"] == verdict.flag
         compared += 1
     assert compared >= 30
     print(f"\nmixed stream: {len(messages)} messages, {len(outputs)} outputs, {len(dead)} dead letters in {elapsed:.1f}s")
