@@ -77,7 +77,12 @@ def fake_extension():
         Doc.remove_extension("medcorr")
     else:
         default, method, getter, setter = previous
-        Doc.set_extension("medcorr", default=default, method=method, getter=getter, setter=setter, force=True)
+        if getter is not None:  # spaCy accepts exactly one of default / method / getter
+            Doc.set_extension("medcorr", getter=getter, setter=setter, force=True)
+        elif method is not None:
+            Doc.set_extension("medcorr", method=method, force=True)
+        else:
+            Doc.set_extension("medcorr", default=default, force=True)
 
 
 def _fake_nlp(with_counter: bool = True):
