@@ -1,4 +1,4 @@
-"""onnxruntime sessions whose graph optimization is done once per machine and model, then cached.
+"""onnxruntime sessions for the detector: threads without busy-waiting, graph optimization cached.
 
 Creating a session optimizes the graph (fusions, constant folding) on every start; for the shipped int8
 detector that is most of the session-creation time. The optimized graph is saved (at the
@@ -46,11 +46,19 @@ def _content_key(model: Path, providers: Sequence[str], ort_version: str) -> str
     return digest.hexdigest()[:24]
 
 
-def _options(ort: Any, threads: int, level: Any) -> Any:
+def session_options(ort: Any, threads: int, level: Any = None) -> Any:
+    """Session options of the detector: ``threads`` intra-op threads, one inter-op thread, no spinning.
+
+    Idle intra-op threads sleep instead of busy-waiting (``allow_spinning=0``): the detector runs inside
+    spaCy pipelines and services that have other work for the cores, and on a shared machine a spinning
+    pool slows everything (2x on one-note batches with two threads next to another job). Outputs do not
+    depend on it.
+    """
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
-    options.graph_optimization_level = level
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL if level is None else level
     return options
 
 
@@ -65,7 +73,7 @@ def _write_optimized(ort: Any, model: Path, target: Path, providers: Sequence[st
     temporary = target.with_name(f".{target.stem}.{os.getpid()}.tmp.onnx")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        options = _options(ort, threads, ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED)
+        options = session_options(ort, threads, ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED)
         options.optimized_model_filepath = str(temporary)
         ort.InferenceSession(str(model), sess_options=options, providers=list(providers))
         os.replace(temporary, target)
@@ -92,7 +100,7 @@ def create_session(model: str | Path, providers: Sequence[str], threads: int, us
         try:
             cached = directory / f"{model.stem}-{_content_key(model, providers, ort.__version__)}.onnx"
             if cached.is_file() or _write_optimized(ort, model, cached, providers, threads):
-                session = ort.InferenceSession(str(cached), sess_options=_options(ort, threads, full),
+                session = ort.InferenceSession(str(cached), sess_options=session_options(ort, threads, full),
                                                providers=list(providers))
                 os.utime(cached)  # most recently used: kept by _prune
                 return session
@@ -103,4 +111,5 @@ def create_session(model: str | Path, providers: Sequence[str], threads: int, us
                     cached.unlink(missing_ok=True)
                 except OSError:
                     pass
-    return ort.InferenceSession(str(model), sess_options=_options(ort, threads, full), providers=list(providers))
+    return ort.InferenceSession(str(model), sess_options=session_options(ort, threads, full),
+                                providers=list(providers))
