@@ -155,7 +155,8 @@ def length_buckets(windows: Sequence[Window], batch_size: int, max_padding: floa
     real = 0
     for index in order:
         length = windows[index].length
-        if current and (len(current) >= batch_size or (len(current) + 1) * length > (real + length) * (1 + max_padding)):
+        too_padded = (len(current) + 1) * length > (real + length) * (1 + max_padding)
+        if current and (len(current) >= batch_size or too_padded):
             buckets.append(current)
             current, real = [], 0
         current.append(index)
