@@ -15,6 +15,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "medcorr.cli_check",
     "medcorr.train.cli",
     "medcorr.medec.cli",
+    "medcorr.bench",
     "medcorr.stream.cli",
 )
 

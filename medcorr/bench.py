@@ -1,0 +1,901 @@
+"""``medcorr bench``: throughput, latency, memory, cold start and hardware efficiency of the runtime.
+
+Every figure is measured on the same notes, with the same batch size and thread count, after a warm-up:
+
+* the detector alone, with the same weights as ONNX int8 (the shipped runtime), ONNX fp32 and PyTorch fp32
+  eager: notes/s, sentences/s, tokens/s (real tokens, padding excluded), per-note latency (each note run
+  alone, as a batch of one), peak RSS;
+* the spaCy pipeline end to end (``nlp.pipe`` with medspaCy's PyRuSH, target matcher and ConText, then
+  medcorr with its default generator; plus medcorr alone on a blank English pipeline);
+* cold start: seconds from ``import spacy`` to the first finished note, in a fresh interpreter;
+* the model's FLOPs per token (from the ONNX graph) and the fraction of the machine's matrix-multiply rate
+  (measured in the same run with onnxruntime) that the detector achieves.
+
+Each variant runs in its own subprocess, so that its peak RSS is its own and one variant's allocations or
+thread pools do not slow the next. Note text never reaches the output: only counts and timings do.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from medcorr.cli import UsageError
+
+RESULT_MARKER = "MEDCORR_BENCH_RESULT "
+DEFAULT_BATCH_SIZE = 32
+DEFAULT_REPEAT = 3
+LATENCY_MIN_SAMPLES = 100
+LATENCY_MAX_NOTES = 100
+PROGRESS_EVERY_S = 10.0
+MIB = 1024 * 1024
+GIB = 1024 * MIB
+# (M, K, N) of the matrix-multiply rate probes: a large square-ish product and the MiniLM FFN shape.
+MATMUL_SHAPES: tuple[tuple[int, int, int], ...] = ((4096, 1024, 1024), (4096, 384, 1536))
+MATMUL_MIN_SECONDS = 0.3  # per shape and dtype: at least 5 runs and this long; the median run counts
+SPLIT_MAX_PADDING = 0.1
+VARIANT_LABELS = {
+    "onnx_int8": "ONNX int8 (shipped)",
+    "onnx_int8_split": f"ONNX int8, max_padding {SPLIT_MAX_PADDING:g} (opt-in)",
+    "onnx_fp32": "ONNX fp32",
+    "torch_fp32": "PyTorch fp32 eager",
+}
+PIPELINE_LABELS = {
+    "medspacy": "nlp.pipe: medspaCy (PyRuSH + target matcher + ConText) + medcorr",
+    "blank": "nlp.pipe: blank English + medcorr",
+    "medspacy_only": "nlp.pipe: medspaCy components alone (same process, before medcorr is added)",
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    """One performance target of the issue: ``value op bound``."""
+
+    name: str
+    description: str
+    bound: float
+    higher_is_better: bool
+
+
+TARGETS: tuple[Target, ...] = (
+    Target("int8_vs_torch_fp32", "ONNX int8 notes/s ÷ PyTorch fp32 notes/s", 3.0, True),
+    Target("end_to_end_vs_detector", "nlp.pipe (medspaCy + medcorr) notes/s ÷ detector-only int8 notes/s", 0.7, True),
+    Target("peak_rss_gib", "peak RSS of the end-to-end pipeline, GiB", 1.0, False),
+    Target("cold_start_s", "cold start (import spacy → first finished note, default pipeline), s", 3.0, False),
+    Target("int8_matmul_fraction", "ONNX int8 useful FLOP/s ÷ measured int8 matmul FLOP/s", 0.40, True),
+)
+
+
+# ============================================================================================ CLI
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``bench`` command."""
+    parser = subparsers.add_parser(
+        "bench",
+        help="measure throughput, latency, memory and cold start of the runtime",
+        description=(
+            "Benchmark the medcorr runtime on the same notes with the same batch size and threads: the "
+            "detector as ONNX int8 / ONNX fp32 / PyTorch fp32, the spaCy pipeline end to end, cold start, "
+            "and the fraction of the machine's matrix-multiply rate achieved. Prints a Markdown table, or "
+            "one JSON object with --json. Progress goes to stderr."
+        ),
+        epilog=(
+            "Example: medcorr bench --notes MEDEC-MS-ValidationSet-with-GroundTruth-and-ErrorType.csv "
+            "--model-dir runs/default-model --checkpoint runs/default-ckpt --repeat 3"
+        ),
+    )
+    parser.add_argument("--notes", metavar="CSV",
+                        help="a MEDEC CSV (its sentence boundaries are used); default: the example notes shipped "
+                             "with the package")
+    parser.add_argument("--limit", type=int, default=0, metavar="N", help="use only the first N notes (0 = all)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object with every figure and target")
+    parser.add_argument("--repeat", type=int, default=DEFAULT_REPEAT, metavar="N",
+                        help=f"timed passes per measurement; the median is reported (default {DEFAULT_REPEAT})")
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, metavar="N",
+                        help=f"notes per batch, for every variant and nlp.pipe (default {DEFAULT_BATCH_SIZE})")
+    parser.add_argument("--threads", type=int, default=0, metavar="N", help="compute threads (default 0 = all cores)")
+    parser.add_argument("--model-dir", metavar="DIR",
+                        help="a medcorr model directory (default: the shipped model); the fp32 variant needs "
+                             "its model.fp32.onnx")
+    parser.add_argument("--checkpoint", metavar="DIR",
+                        help="the PyTorch checkpoint of the same weights (medcorr train output), for the "
+                             "PyTorch fp32 variant; needs the 'train' extra")
+    parser.set_defaults(func=run_bench)
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    """Handler of ``medcorr bench``."""
+    if args.repeat < 1:
+        raise UsageError(f"--repeat must be at least 1, got {args.repeat}")
+    if args.batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.threads < 0:
+        raise UsageError(f"--threads must be 0 (all cores) or more, got {args.threads}")
+    if args.limit < 0:
+        raise UsageError(f"--limit must be 0 (all) or more, got {args.limit}")
+    report = benchmark(
+        notes_csv=args.notes, model_dir=args.model_dir, checkpoint=args.checkpoint, repeat=args.repeat,
+        batch_size=args.batch_size, threads=args.threads or _available_cores(), limit=args.limit,
+    )
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(render_markdown(report))
+    return 0
+
+
+# ====================================================================================== the notes
+
+
+def _available_cores() -> int:
+    from medcorr.detector import available_cores
+
+    return available_cores()
+
+
+def examples_dir() -> Path:
+    """The example notes shipped with the package."""
+    from importlib import resources
+
+    return Path(str(resources.files("medcorr") / "data" / "examples"))
+
+
+def load_notes(notes_csv: str | None, limit: int = 0) -> tuple[list[tuple[str, list[tuple[int, int]]]], str]:
+    """``(text, sentence spans)`` pairs and a description of the source.
+
+    A MEDEC CSV uses its own sentence boundaries (``Sentences`` column aligned to the text); the shipped
+    example notes are split by medspaCy's PyRuSH sentencizer, like the component splits a Doc without
+    sentence boundaries.
+    """
+    if notes_csv:
+        from medcorr.medec.io import MedecFormatError, align_sentences, read_medec
+
+        path = Path(notes_csv)
+        if not path.is_file():
+            raise UsageError(f"--notes: no such file: {path}")
+        try:
+            records = read_medec(path)
+        except MedecFormatError as error:
+            raise UsageError(str(error)) from None
+        records = [r for r in records if r.text.strip() and r.sentences]
+        if limit:
+            records = records[:limit]
+        notes = [(r.text, align_sentences(r.text, [s.text for s in r.sentences])) for r in records]
+        source = f"MEDEC {path.name}"
+    else:
+        paths = sorted(examples_dir().glob("*.txt"))
+        if limit:
+            paths = paths[:limit]
+        texts = [p.read_text(encoding="utf-8") for p in paths]
+        notes = list(zip(texts, pyrush_sentences(texts)))
+        source = "medcorr example notes (medcorr/data/examples)"
+    if not notes:
+        raise UsageError("no notes to benchmark")
+    return notes, source
+
+
+def pyrush_sentences(texts: Sequence[str]) -> list[list[tuple[int, int]]]:
+    """Sentence character spans from medspaCy's PyRuSH sentencizer (its debug log silenced)."""
+    import spacy
+    from PyRuSH import PyRuSHSentencizer
+
+    from medcorr.component import _silence_pyrush, _spans_from_starts
+
+    _silence_pyrush()
+    nlp = spacy.blank("en")
+    docs = [nlp.make_doc(text) for text in texts]
+    starts = PyRuSHSentencizer(nlp).predict(docs)
+    return [[(a, b) for a, b in _spans_from_starts(doc, guess) if doc.text[a:b].strip()]
+            for doc, guess in zip(docs, starts)]
+
+
+# ================================================================================ orchestration
+
+
+def _progress(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+class _Ticker:
+    """Progress lines on stderr for a long phase, at most one every :data:`PROGRESS_EVERY_S` seconds."""
+
+    def __init__(self, label: str, total: int):
+        self.label, self.total = label, max(1, total)
+        self.start = self.last = time.perf_counter()
+
+    def tick(self, done: int) -> None:
+        now = time.perf_counter()
+        if now - self.last >= PROGRESS_EVERY_S:
+            self.last = now
+            _progress(f"{self.label}: {100 * done // self.total}% ({now - self.start:.0f} s)")
+
+
+def _worker_env(spec: dict[str, Any]) -> dict[str, str]:
+    """The worker's environment. PyTorch gets ``OMP_WAIT_POLICY=PASSIVE`` (unless set): its OpenMP threads
+    then sleep between parallel regions like the detector's onnxruntime threads do (``allow_spinning=0``),
+    so neither runtime busy-waits; on a machine with other load, spinning OpenMP threads made one-note
+    PyTorch calls 20x slower."""
+    env = dict(os.environ)
+    if spec.get("variant") == "torch_fp32":
+        env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    return env
+
+
+def _run_worker(spec: dict[str, Any]) -> dict[str, Any]:
+    """Run one measurement in a fresh interpreter; its result is the marked line on stdout."""
+    started = time.perf_counter()
+    process = subprocess.run(
+        [sys.executable, "-m", "medcorr.bench", "--worker"], input=json.dumps(spec), capture_output=False,
+        stdout=subprocess.PIPE, text=True, check=False, env=_worker_env(spec),
+    )
+    for line in reversed(process.stdout.splitlines()):
+        if line.startswith(RESULT_MARKER):
+            result = json.loads(line[len(RESULT_MARKER):])
+            result.setdefault("wall_s", time.perf_counter() - started)
+            return result
+    return {"status": "error", "note": f"worker exited with code {process.returncode} and no result (see stderr)"}
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _load_average() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (AttributeError, OSError):  # pragma: no cover
+        return None
+
+
+def _fp32_file(model_dir: Path) -> Path:
+    from medcorr.detector import META_FILE
+
+    meta = json.loads((model_dir / META_FILE).read_text(encoding="utf-8"))
+    return model_dir / (meta.get("fp32_file") or "model.fp32.onnx")
+
+
+def _torch_missing() -> str | None:
+    import importlib.util
+
+    missing = [name for name in ("torch", "transformers") if importlib.util.find_spec(name) is None]
+    return f"{' and '.join(missing)} not installed (pip install 'medcorr[train]')" if missing else None
+
+
+def benchmark(notes_csv: str | None, model_dir: str | None, checkpoint: str | None, repeat: int,
+              batch_size: int, threads: int, limit: int = 0) -> dict[str, Any]:
+    """Run every measurement and return the report (the ``--json`` object)."""
+    from medcorr.detector import META_FILE, MODEL_FILE, default_model_dir
+
+    model_path = Path(model_dir) if model_dir else default_model_dir()
+    if not (model_path / META_FILE).is_file():
+        raise UsageError(f"--model-dir: not a medcorr model directory (no {META_FILE}): {model_path}")
+    _progress("reading notes")
+    notes, source = load_notes(notes_csv, limit)
+    payload = {"notes": [[text, [list(s) for s in spans]] for text, spans in notes]}
+    common = {"batch_size": batch_size, "threads": threads, "repeat": repeat, "model_dir": str(model_path)}
+    skipped: list[str] = []
+    load_before = _load_average()
+
+    _progress("matrix-multiply rate (onnxruntime int8 and fp32)")
+    matmul = _run_worker({"kind": "matmul", "threads": threads})
+
+    variants: dict[str, dict[str, Any]] = {}
+    plan: list[tuple[str, dict[str, Any] | None, str | None]] = [
+        ("onnx_int8", {"model_file": MODEL_FILE}, None),
+        ("onnx_int8_split", {"model_file": MODEL_FILE, "max_padding": SPLIT_MAX_PADDING, "latency": False}, None),
+    ]
+    fp32 = _fp32_file(model_path)
+    plan.append(("onnx_fp32", {"model_file": fp32.name} if fp32.is_file() else None,
+                 None if fp32.is_file() else f"no {fp32.name} in {model_path} (pass --model-dir of an export "
+                                                 "with keep_fp32, e.g. runs/default-model)"))
+    torch_reason = "no --checkpoint given" if not checkpoint else _torch_missing()
+    if checkpoint and not torch_reason and not (Path(checkpoint) / "detector.pt").is_file():
+        torch_reason = f"--checkpoint {checkpoint} has no detector.pt"
+    plan.append(("torch_fp32", {"checkpoint": checkpoint} if not torch_reason else None, torch_reason))
+    for name, extra, reason in plan:
+        if extra is None:
+            variants[name] = {"status": "skipped", "note": reason}
+            skipped.append(f"{VARIANT_LABELS[name]}: skipped, {reason}")
+            continue
+        latency = ", per-note latency" if extra.get("latency", True) else ""
+        _progress(f"{VARIANT_LABELS[name]}: warm-up, {repeat} timed pass(es){latency}")
+        variants[name] = _run_worker({"kind": "detector", "variant": name, **common, **extra, **payload})
+
+    pipelines: dict[str, dict[str, Any]] = {}
+    for name in ("medspacy", "blank"):
+        _progress(f"{PIPELINE_LABELS[name]}: warm-up and {repeat} timed pass(es)"
+                  + (" (medspaCy alone first)" if name == "medspacy" else ""))
+        pipelines[name] = _run_worker({"kind": "pipeline", "pipeline": name, **common, **payload})
+    pipelines["medspacy_only"] = pipelines["medspacy"].pop(
+        "medspacy_only", {"status": "error", "note": "medspaCy pipeline not measured"})
+    with_generator = pipelines["medspacy"].get("generator") != "none"
+
+    _progress("matrix-multiply rate again (the best of both measurements is the machine's rate)")
+    matmul = _best_matmul(matmul, _run_worker({"kind": "matmul", "threads": threads}))
+
+    cold: dict[str, dict[str, Any]] = {}
+    first_note = notes[0][0]
+    for name in ("default", "medspacy"):
+        _progress(f"cold start ({name} pipeline), {repeat} fresh interpreter(s)")
+        cold[name] = _cold_start(name, first_note, model_dir, repeat, with_generator)
+
+    stats = variants["onnx_int8"].get("stats", {})
+    flops = model_flops(model_path / MODEL_FILE, stats.get("window_lengths", []))
+    for variant in variants.values():
+        variant.get("stats", {}).pop("window_lengths", None)
+    _add_efficiency(variants, flops, matmul)
+    report = {
+        "machine": {
+            "cpu": _cpu_model(), "cores": os.cpu_count(), "usable_cores": _available_cores(),
+            "platform": platform.platform(), "python": platform.python_version(), **_versions(),
+            "load_average_before": load_before, "load_average_after": _load_average(),
+        },
+        "settings": {"notes_source": source, "notes": len(notes), "sentences": sum(len(s) for _, s in notes),
+                     "batch_size_notes": batch_size, "threads": threads, "repeat": repeat,
+                     "model_dir": str(model_path), "checkpoint": checkpoint},
+        "workload": stats,
+        "detector": variants,
+        "end_to_end": pipelines,
+        "cold_start": cold,
+        "flops": flops,
+        "matmul": matmul,
+        "targets": evaluate_targets(variants, pipelines, cold),
+        "notes": skipped + _notes_of(matmul, flops, pipelines, cold),
+    }
+    return report
+
+
+def _best_matmul(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
+    """Per-dtype maximum of two matmul-rate measurements (other load only ever lowers a rate)."""
+    if first.get("status") != "ok" or second.get("status") != "ok":
+        return first if first.get("status") == "ok" else second
+    best = dict(first)
+    for key in ("int8_gflops_per_s", "fp32_gflops_per_s"):
+        best[key] = max(first[key], second[key])
+    best["per_shape"] = {name: max(rate, second["per_shape"].get(name, 0.0))
+                         for name, rate in first["per_shape"].items()}
+    best["measurements"] = 2
+    return best
+
+
+def _versions() -> dict[str, str | None]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found: dict[str, str | None] = {}
+    for name in ("onnxruntime", "torch", "spacy", "medspacy"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def _notes_of(matmul: dict[str, Any], flops: dict[str, Any], pipelines: dict[str, dict[str, Any]],
+              cold: dict[str, dict[str, Any]]) -> list[str]:
+    notes = []
+    for part in (matmul, flops, *pipelines.values(), *cold.values()):
+        note = part.get("note")
+        if note and note not in notes:
+            notes.append(note)
+    return notes
+
+
+def _cold_start(pipeline: str, text: str, model_dir: str | None, repeat: int, with_generator: bool) -> dict[str, Any]:
+    """Median over ``repeat`` fresh interpreters of ``import spacy`` → first finished note."""
+    config: dict[str, Any] = {}
+    if model_dir:
+        config["model_path"] = str(model_dir)
+    if not with_generator:
+        config["generator"] = None
+    runs = []
+    for _ in range(repeat):
+        process = subprocess.run(
+            [sys.executable, "-c", COLD_START_CODE], input=json.dumps({"pipeline": pipeline, "config": config,
+                                                                        "text": text}),
+            stdout=subprocess.PIPE, text=True, check=False,
+        )
+        lines = [line for line in process.stdout.splitlines() if line.startswith(RESULT_MARKER)]
+        run = json.loads(lines[-1][len(RESULT_MARKER):]) if lines else {"error": f"exit code {process.returncode}"}
+        if "error" in run or not run.get("verdict"):
+            return {"status": "error", "note": f"cold start ({pipeline}) failed: {run.get('error', 'no verdict')}"}
+        runs.append(run)
+    result: dict[str, Any] = {"status": "ok", "pipeline": pipeline, "runs": len(runs),
+                              "generator": "none" if not with_generator else "default"}
+    for key in ("import_spacy_s", "build_s", "first_note_s", "total_s"):
+        result[key] = statistics.median(run[key] for run in runs)
+    result["all_total_s"] = [run["total_s"] for run in runs]
+    return result
+
+
+COLD_START_CODE = r"""
+import json, sys, time
+spec = json.loads(sys.stdin.read())
+t0 = time.perf_counter()
+try:
+    import spacy
+    t1 = time.perf_counter()
+    if spec["pipeline"] == "medspacy":
+        import medspacy
+        nlp = medspacy.load()
+    else:
+        nlp = spacy.blank("en")
+    nlp.add_pipe("medcorr", config=spec["config"])
+    t2 = time.perf_counter()
+    verdict = nlp(spec["text"])._.medcorr
+    t3 = time.perf_counter()
+    result = {"import_spacy_s": t1 - t0, "build_s": t2 - t1, "first_note_s": t3 - t2, "total_s": t3 - t0,
+              "verdict": verdict is not None}
+except Exception as error:  # the type (and an import error's message) only: never note text
+    detail = ": " + str(error).splitlines()[0][:200] if isinstance(error, ImportError) else ""
+    result = {"error": type(error).__name__ + detail}
+print("MEDCORR_BENCH_RESULT " + json.dumps(result))
+"""
+
+
+# =================================================================================== FLOPs, targets
+
+
+def model_flops(model_file: Path, window_lengths: Sequence[int]) -> dict[str, Any]:
+    """FLOPs of the encoder from its ONNX graph: ``2 × matmul weights`` per token plus attention.
+
+    Weight matrices are the constant right-hand inputs of ``MatMul`` / ``MatMulInteger`` / ``Gemm`` nodes
+    outside the task heads (the heads run once per sentence segment or have one output: negligible).
+    Attention adds ``4 · L · d`` per token and layer for a window of ``L`` real tokens (``QKᵀ`` and
+    ``A·V``), with ``d`` the hidden size (the most common weight input size) and one layer per ``Softmax``.
+    """
+    try:
+        import onnx
+        from onnx import numpy_helper  # noqa: F401
+    except ImportError:
+        return {"status": "skipped", "note": "FLOPs not computed: the 'onnx' package is not installed"}
+    model = onnx.load(str(model_file), load_external_data=False)
+    graph = model.graph
+    shapes = {init.name: tuple(init.dims) for init in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Constant":
+            for attribute in node.attribute:
+                if attribute.name == "value":
+                    shapes[node.output[0]] = tuple(attribute.t.dims)
+    params, sizes, layers = 0, [], 0
+    for node in graph.node:
+        if "_head" in node.name:
+            continue
+        if node.op_type == "Softmax":
+            layers += 1
+        if node.op_type in {"MatMul", "MatMulInteger", "Gemm", "DynamicQuantizeMatMul", "MatMulIntegerToFloat"}:
+            shape = shapes.get(node.input[1]) if len(node.input) > 1 else None
+            if shape is not None and len(shape) == 2:
+                params += int(shape[0]) * int(shape[1])
+                sizes.append(int(shape[0]))
+    if not params or not sizes:
+        return {"status": "skipped", "note": f"FLOPs not computed: no weight matrices found in {model_file.name}"}
+    hidden = statistics.mode(sizes)
+    tokens = int(sum(window_lengths))
+    total = sum(2 * params * length + 4 * layers * hidden * length * length for length in window_lengths)
+    return {
+        "status": "ok", "matmul_weights": params, "layers": layers, "hidden": hidden,
+        "flops_per_token_mean": total / tokens if tokens else None,
+        "flops_per_token_at_300": 2 * params + 4 * layers * hidden * 300,
+        "useful_flops_per_pass": total, "tokens_per_pass": tokens,
+        "formula": "2·W + 4·layers·hidden·L per token (W = matmul weights, L = window length in real tokens)",
+    }
+
+
+def _add_efficiency(variants: dict[str, dict[str, Any]], flops: dict[str, Any], matmul: dict[str, Any]) -> None:
+    """Useful GFLOP/s of each detector variant and its fraction of the matching matmul rate."""
+    total = flops.get("useful_flops_per_pass")
+    for name, variant in variants.items():
+        seconds = variant.get("seconds_median")
+        if not total or not seconds:
+            continue
+        achieved = total / seconds
+        variant["useful_gflops_per_s"] = achieved / 1e9
+        rate = matmul.get("int8_gflops_per_s" if name.startswith("onnx_int8") else "fp32_gflops_per_s")
+        variant["matmul_fraction"] = achieved / (rate * 1e9) if rate else None
+
+
+def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+    return numerator / denominator if numerator and denominator else None
+
+
+def evaluate_targets(variants: dict[str, dict[str, Any]], pipelines: dict[str, dict[str, Any]],
+                     cold: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each target's measured value, bound and whether it is met (None when not measured)."""
+    int8 = variants.get("onnx_int8", {})
+    rss = pipelines.get("medspacy", {}).get("peak_rss_bytes")
+    values = {
+        "int8_vs_torch_fp32": _ratio(int8.get("notes_per_s"), variants.get("torch_fp32", {}).get("notes_per_s")),
+        "end_to_end_vs_detector": _ratio(pipelines.get("medspacy", {}).get("notes_per_s"), int8.get("notes_per_s")),
+        "peak_rss_gib": rss / GIB if rss else None,
+        "cold_start_s": cold.get("default", {}).get("total_s"),
+        "int8_matmul_fraction": int8.get("matmul_fraction"),
+    }
+    result = {}
+    for target in TARGETS:
+        value = values[target.name]
+        met = None if value is None else (value >= target.bound if target.higher_is_better else value <= target.bound)
+        result[target.name] = {"description": target.description, "value": value,
+                               "target": f"{'≥' if target.higher_is_better else '≤'} {target.bound:g}", "met": met}
+    return result
+
+
+# ======================================================================================== Markdown
+
+
+def _fmt(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        if value != 0 and abs(value) < 10 ** -digits:
+            return f"{value:.2g}"
+        return f"{value:,.{digits}f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    """The report as a Markdown section (machine, workload, one table per measurement, targets)."""
+    machine, settings, workload = report["machine"], report["settings"], report.get("workload", {})
+    load = machine.get("load_average_before")
+    lines = [
+        "### Performance",
+        "",
+        f"Machine: {machine['cpu']}, {machine['usable_cores']} cores usable ({machine['cores']} online), "
+        f"{settings['threads']} compute thread(s); onnxruntime {machine.get('onnxruntime')}, "
+        f"torch {machine.get('torch') or 'not installed'}, Python {machine['python']}. "
+        f"Load average before the run: {', '.join(map(str, load)) if load else 'unknown'}.",
+        "",
+        f"Notes: {settings['notes']} from {settings['notes_source']} ({settings['sentences']:,} sentences, "
+        f"{_fmt(workload.get('tokens'), 0)} real tokens in {_fmt(workload.get('windows'), 0)} windows, "
+        f"{_fmt(100 * workload['padding_fraction'] if workload.get('padding_fraction') is not None else None)}% "
+        f"padding); batches of {settings['batch_size_notes']} notes; median of {settings['repeat']} timed "
+        f"pass(es) after a warm-up (one batch of the longest notes). Latency: each note run alone (a batch of "
+        f"one note), p50/p99 over the notes (at most {LATENCY_MAX_NOTES}, evenly spaced). Tokens/s and GFLOP/s "
+        "count real tokens only; padding: the extra positions the batches computed. Peak RSS: the whole process "
+        "of that measurement (each runs in a fresh interpreter).",
+        "",
+        "| Runtime | notes/s | sentences/s | tokens/s | padding | p50 ms/note | p99 ms/note | peak RSS MiB "
+        "| useful GFLOP/s | of matmul rate |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, variant in report["detector"].items():
+        label = VARIANT_LABELS.get(name, name)
+        if variant.get("status") != "ok":
+            lines.append(f"| {label} | {variant.get('status')}: {variant.get('note', '')} | | | | | | | | |")
+            continue
+        latency = variant.get("latency_ms") or {}
+        fraction = variant.get("matmul_fraction")
+        padding = variant.get("stats", {}).get("padding_fraction")
+        lines.append(
+            f"| {label} | {_fmt(variant['notes_per_s'])} | {_fmt(variant['sentences_per_s'], 0)} "
+            f"| {_fmt(variant['tokens_per_s'], 0)} | {_fmt(100 * padding if padding is not None else None, 0)}% "
+            f"| {_fmt(latency.get('p50'))} | {_fmt(latency.get('p99'))} "
+            f"| {_fmt(variant['peak_rss_bytes'] / MIB, 0)} | {_fmt(variant.get('useful_gflops_per_s'))} "
+            f"| {_fmt(100 * fraction if fraction is not None else None)}% |"
+        )
+    for name, pipeline in report["end_to_end"].items():
+        label = PIPELINE_LABELS.get(name, name)
+        if pipeline.get("status") != "ok":
+            lines.append(f"| {label} | {pipeline.get('status')}: {pipeline.get('note', '')} | | | | | | | | |")
+            continue
+        rss = pipeline.get("peak_rss_bytes")
+        lines.append(f"| {label} | {_fmt(pipeline['notes_per_s'])} | | | | | | "
+                     f"{_fmt(rss / MIB if rss else None, 0)} | | |")
+    lines += ["", "| Cold start (import spacy → first finished note) | total s | import spacy s | build pipeline s "
+              "| first note s |", "|---|---:|---:|---:|---:|"]
+    for name, cold in report["cold_start"].items():
+        label = "default pipeline (blank English + medcorr)" if name == "default" else "medspaCy + medcorr"
+        if cold.get("status") != "ok":
+            lines.append(f"| {label} | {cold.get('status')}: {cold.get('note', '')} | | | |")
+            continue
+        lines.append(f"| {label} | {_fmt(cold['total_s'], 2)} | {_fmt(cold['import_spacy_s'], 2)} "
+                     f"| {_fmt(cold['build_s'], 2)} | {_fmt(cold['first_note_s'], 2)} |")
+    flops, matmul = report["flops"], report["matmul"]
+    lines.append("")
+    if flops.get("status") == "ok":
+        lines.append(
+            f"Model FLOPs: {flops['matmul_weights'] / 1e6:.2f} M matmul weights, {flops['layers']} layers, hidden "
+            f"{flops['hidden']}: {flops['flops_per_token_mean'] / 1e6:.1f} MFLOP/token on these notes "
+            f"({flops['flops_per_token_at_300'] / 1e6:.1f} MFLOP/token at 300 tokens), counting real tokens only.")
+    if matmul.get("status") == "ok":
+        lines.append(
+            f"Matrix-multiply rate measured in this run with onnxruntime ({settings['threads']} thread(s), best of "
+            f"{', '.join('×'.join(map(str, s)) for s in matmul['shapes'])}): int8 (DynamicQuantizeMatMul) "
+            f"{_fmt(matmul['int8_gflops_per_s'])} GFLOP/s, fp32 (MatMul) {_fmt(matmul['fp32_gflops_per_s'])} GFLOP/s.")
+    lines += ["", "| Target | measured | target | met |", "|---|---:|---:|:---:|"]
+    for target in report["targets"].values():
+        met = {True: "yes", False: "**no**", None: "not measured"}[target["met"]]
+        lines.append(f"| {target['description']} | {_fmt(target['value'], 2)} | {target['target']} | {met} |")
+    if report["notes"]:
+        lines += [""] + [f"- {note}" for note in report["notes"]]
+    return "\n".join(lines)
+
+
+# ========================================================================================= workers
+
+
+def _peak_rss_bytes() -> int:
+    """Peak resident set size of this process (``VmHWM``; ``ru_maxrss`` where /proc is missing)."""
+    try:
+        for line in Path("/proc/self/status").read_text(encoding="utf-8").splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:  # pragma: no cover - not Linux
+        pass
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    """Linear-interpolation percentile (``q`` in [0, 100])."""
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q / 100.0
+    low, high = math.floor(position), math.ceil(position)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def _chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
+    return [items[i: i + size] for i in range(0, len(items), size)]
+
+
+def _warmup_notes(notes: Sequence[tuple[str, Any]], batch_size: int) -> list[tuple[str, Any]]:
+    """The ``batch_size`` longest notes: one batch of them sizes every buffer before timing starts."""
+    return sorted(notes, key=lambda note: len(note[0]), reverse=True)[:batch_size]
+
+
+def _latency_sample(notes: Sequence[Any]) -> list[Any]:
+    """At most :data:`LATENCY_MAX_NOTES` notes, evenly spaced over the set (all of them when fewer)."""
+    if len(notes) <= LATENCY_MAX_NOTES:
+        return list(notes)
+    step = len(notes) / LATENCY_MAX_NOTES
+    return [notes[int(i * step)] for i in range(LATENCY_MAX_NOTES)]
+
+
+def _workload(encoder: Any, notes: Sequence[tuple[str, Any]], batch_size: int,
+              max_padding: float | None = None) -> dict[str, Any]:
+    """Real tokens, windows and padding of the timed passes (batches as the detector forms them)."""
+    from medcorr.encoding import length_buckets
+
+    lengths, padded = [], 0
+    for chunk in _chunks(notes, batch_size):
+        windows = [w for ws in encoder.encode_notes(chunk) for w in ws]
+        lengths += [w.length for w in windows]
+        for bucket in length_buckets(windows, batch_size, max_padding):
+            padded += len(bucket) * max(windows[i].length for i in bucket)
+    tokens = sum(lengths)
+    return {"tokens": tokens, "windows": len(lengths), "padded_tokens": padded,
+            "padding_fraction": 1 - tokens / padded if padded else 0.0, "window_lengths": lengths}
+
+
+def _time_passes(label: str, run_chunk: Callable[[Sequence[Any]], Any], items: Sequence[Any], batch_size: int,
+                 repeat: int) -> list[float]:
+    times = []
+    chunks = _chunks(items, batch_size)
+    for r in range(repeat):
+        ticker = _Ticker(f"{label} pass {r + 1}/{repeat}", len(chunks))
+        start = time.perf_counter()
+        for done, chunk in enumerate(chunks):
+            run_chunk(chunk)
+            ticker.tick(done + 1)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def _detector_worker(spec: dict[str, Any]) -> dict[str, Any]:
+    """Throughput and latency of one detector variant."""
+    from medcorr.detector import OnnxDetector, TOKENIZER_FILE
+    from medcorr.encoding import NoteEncoder
+
+    notes = [(text, [tuple(s) for s in spans]) for text, spans in spec["notes"]]
+    batch_size, threads, repeat = spec["batch_size"], spec["threads"], spec["repeat"]
+    variant = spec["variant"]
+    if variant == "torch_fp32":
+        import torch
+
+        from medcorr.train.trainer import load_checkpoint, predict_torch
+
+        torch.set_num_threads(threads)
+        torch.set_num_interop_threads(1)
+        checkpoint = Path(spec["checkpoint"])
+        model, record = load_checkpoint(checkpoint)
+        encoder = NoteEncoder(checkpoint / "backbone" / TOKENIZER_FILE, int(record["config"]["max_length"]))
+
+        def predict(chunk: Sequence[Any]) -> Any:
+            return predict_torch(model, encoder, chunk, batch_size=batch_size)
+    else:
+        detector = OnnxDetector(spec["model_dir"], batch_size=batch_size, num_threads=threads,
+                                model_file=spec["model_file"], max_padding=spec.get("max_padding"))
+        encoder = detector.encoder
+        predict = detector.predict
+    label = VARIANT_LABELS[variant]
+    predict(_warmup_notes(notes, batch_size))
+    times = _time_passes(label, predict, notes, batch_size, repeat)
+    sample = _latency_sample(notes)
+    passes = min(repeat, max(1, math.ceil(LATENCY_MIN_SAMPLES / len(sample)))) if spec.get("latency", True) else 0
+    latencies: list[float] = []
+    ticker = _Ticker(f"{label} latency", passes * len(sample))
+    for _ in range(passes):
+        for note in sample:
+            start = time.perf_counter()
+            predict([note])
+            latencies.append(1000 * (time.perf_counter() - start))
+            ticker.tick(len(latencies))
+    stats = _workload(encoder, notes, batch_size, spec.get("max_padding"))
+    seconds = statistics.median(times)
+    sentences = sum(len(spans) for _, spans in notes)
+    return {
+        "status": "ok", "variant": variant, "seconds_median": seconds, "seconds_all": times,
+        "notes_per_s": len(notes) / seconds, "sentences_per_s": sentences / seconds,
+        "tokens_per_s": stats["tokens"] / seconds,
+        "latency_ms": {"p50": _percentile(latencies, 50), "p99": _percentile(latencies, 99),
+                       "mean": statistics.fmean(latencies), "samples": len(latencies)} if latencies else None,
+        "peak_rss_bytes": _peak_rss_bytes(), "stats": stats,
+    }
+
+
+def _safe_error(error: BaseException) -> str:
+    """An error description without note text: the message only for import / registry errors."""
+    import catalogue
+
+    if isinstance(error, (ImportError, catalogue.RegistryError)):
+        return f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
+    return type(error).__name__
+
+
+def _pipeline_worker(spec: dict[str, Any]) -> dict[str, Any]:
+    """``nlp.pipe`` throughput of a spaCy pipeline with medcorr.
+
+    For the medspaCy pipeline, its own components are timed first (same process, same notes, before
+    medcorr is added), so the report can split the end-to-end time between medspaCy and medcorr.
+    """
+    import spacy
+
+    from medcorr.component import DEFAULT_GENERATOR, _silence_pyrush
+
+    _silence_pyrush()
+    texts = [text for text, _ in spec["notes"]]
+    batch_size, repeat = spec["batch_size"], spec["repeat"]
+    warmup = [text for text, _ in _warmup_notes([(t, None) for t in texts], batch_size)]
+    result: dict[str, Any] = {"status": "ok", "pipeline": spec["pipeline"]}
+    if spec["pipeline"] == "medspacy":
+        import medspacy
+
+        nlp = medspacy.load()
+        label = PIPELINE_LABELS["medspacy_only"]
+
+        def run_plain(chunk: Sequence[str]) -> None:
+            for _ in nlp.pipe(chunk, batch_size=batch_size):
+                pass
+
+        run_plain(warmup)
+        times = _time_passes(label, run_plain, texts, batch_size, repeat)
+        result["medspacy_only"] = {"status": "ok", "pipeline": "medspacy_only", "components": list(nlp.pipe_names),
+                                   "seconds_median": statistics.median(times), "seconds_all": times,
+                                   "notes_per_s": len(texts) / statistics.median(times), "peak_rss_bytes": None}
+    else:
+        nlp = spacy.blank("en")
+    config = {"batch_size": batch_size, "num_threads": spec["threads"], "model_path": spec["model_dir"]}
+    generator, note = "default", None
+    try:
+        nlp.add_pipe("medcorr", config={**config, "generator": DEFAULT_GENERATOR})
+    except Exception as error:  # noqa: BLE001 - reported, then measured without a generator
+        generator = "none"
+        note = f"default generator unavailable ({_safe_error(error)}): pipelines measured without a generator"
+        nlp.add_pipe("medcorr", config={**config, "generator": None})
+    label = PIPELINE_LABELS[spec["pipeline"]]
+
+    def run_chunk(chunk: Sequence[str]) -> None:
+        for doc in nlp.pipe(chunk, batch_size=batch_size):
+            assert doc._.medcorr is not None
+
+    try:
+        run_chunk(warmup)
+        times = _time_passes(label, run_chunk, texts, batch_size, repeat)
+    except Exception as error:  # noqa: BLE001 - a broken pipeline is a result, not a crash of the bench
+        return {"status": "error", "note": f"{label} failed: {_safe_error(error)}", "generator": generator}
+    seconds = statistics.median(times)
+    result.update({"components": list(nlp.pipe_names), "generator": generator, "note": note,
+                   "seconds_median": seconds, "seconds_all": times, "notes_per_s": len(texts) / seconds,
+                   "peak_rss_bytes": _peak_rss_bytes()})
+    return result
+
+
+def _matmul_graph(m: int, k: int, n: int, int8: bool) -> bytes:
+    """A one-node ONNX graph ``A[m,k] @ W[k,n]`` (int8 weights: ``DynamicQuantizeMatMul``)."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    inputs = [helper.make_tensor_value_info("A", TensorProto.FLOAT, [m, k])]
+    outputs = [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [m, n])]
+    if int8:
+        weights = [numpy_helper.from_array(rng.integers(-127, 128, (k, n), dtype=np.int8), "W"),
+                   numpy_helper.from_array(np.full(n, 0.01, dtype=np.float32), "scale"),
+                   numpy_helper.from_array(np.zeros(n, dtype=np.int8), "zero")]
+        node = helper.make_node("DynamicQuantizeMatMul", ["A", "W", "scale", "zero"], ["Y"], domain="com.microsoft")
+        opsets = [helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
+    else:
+        weights = [numpy_helper.from_array(rng.standard_normal((k, n), dtype=np.float32), "W")]
+        node = helper.make_node("MatMul", ["A", "W"], ["Y"])
+        opsets = [helper.make_opsetid("", 17)]
+    graph = helper.make_graph([node], "matmul", inputs, outputs, initializer=weights)
+    model = helper.make_model(graph, opset_imports=opsets)
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+def _matmul_worker(spec: dict[str, Any]) -> dict[str, Any]:
+    """The machine's matrix-multiply rate with onnxruntime: best GFLOP/s over :data:`MATMUL_SHAPES`."""
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        return {"status": "skipped", "note": "matmul rate not measured: the 'onnx' package is not installed "
+                                             "(pip install onnx)"}
+    import numpy as np
+    import onnxruntime as ort
+
+    from medcorr.ort_cache import session_options
+
+    options = session_options(ort, spec["threads"])
+    result: dict[str, Any] = {"status": "ok", "shapes": [list(s) for s in MATMUL_SHAPES], "per_shape": {}}
+    for int8 in (True, False):
+        best = 0.0
+        for m, k, n in MATMUL_SHAPES:
+            session = ort.InferenceSession(_matmul_graph(m, k, n, int8), options, providers=["CPUExecutionProvider"])
+            feed = {"A": np.random.default_rng(1).standard_normal((m, k), dtype=np.float32)}
+            session.run(None, feed)
+            runs: list[float] = []
+            started = time.perf_counter()
+            while len(runs) < 5 or (time.perf_counter() - started < MATMUL_MIN_SECONDS and len(runs) < 50):
+                start = time.perf_counter()
+                session.run(None, feed)
+                runs.append(time.perf_counter() - start)
+            rate = 2 * m * k * n / statistics.median(runs) / 1e9
+            result["per_shape"][f"{'int8' if int8 else 'fp32'} {m}x{k}x{n}"] = rate
+            best = max(best, rate)
+        result["int8_gflops_per_s" if int8 else "fp32_gflops_per_s"] = best
+    return result
+
+
+WORKERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "detector": _detector_worker, "pipeline": _pipeline_worker, "matmul": _matmul_worker,
+}
+
+
+def worker_main() -> int:
+    """Entry of a measurement subprocess: a JSON spec on stdin, the marked JSON result on stdout."""
+    spec = json.loads(sys.stdin.read())
+    try:
+        from loguru import logger
+
+        logger.disable("PyRuSH")
+    except ImportError:  # pragma: no cover
+        pass
+    result = WORKERS[spec["kind"]](spec)
+    print(RESULT_MARKER + json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--worker"]:
+        sys.exit(worker_main())
+    from medcorr.cli import main
+
+    sys.exit(main(["bench", *sys.argv[1:]]))

@@ -1,0 +1,167 @@
+"""``medcorr bench``: a quick real run on the shipped example notes, checked for its JSON contract."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from medcorr.bench import TARGETS, _percentile, load_notes, model_flops, render_markdown
+from medcorr.cli import UsageError
+from medcorr.detector import MODEL_FILE, default_model_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+CHECKPOINT = ROOT / "runs" / "default-ckpt"
+CLI = [sys.executable, "-c", "import sys; from medcorr.cli import main; sys.exit(main(sys.argv[1:]))"]
+LIMIT = 4
+
+
+def _torch_available() -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(name) is not None for name in ("torch", "transformers"))
+
+
+@pytest.fixture(scope="module")
+def report():
+    command = [*CLI, "bench", "--json", "--repeat", "1", "--batch-size", "2", "--limit", str(LIMIT)]
+    with_torch = (CHECKPOINT / "detector.pt").is_file() and _torch_available()
+    if with_torch:
+        command += ["--checkpoint", str(CHECKPOINT)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    data = json.loads(result.stdout)
+    data["_with_torch"] = with_torch
+    data["_stderr"] = result.stderr
+    return data
+
+
+def test_detector_figures_are_positive_and_consistent(report):
+    settings, workload = report["settings"], report["workload"]
+    notes, _ = load_notes(None, LIMIT)
+    assert settings["notes"] == len(notes) == LIMIT
+    assert settings["sentences"] == sum(len(spans) for _, spans in notes)
+    assert settings["threads"] >= 1 and settings["batch_size_notes"] == 2
+    assert workload["tokens"] >= settings["notes"] and workload["padded_tokens"] >= workload["tokens"]
+    measured = [v for v in report["detector"].values() if v["status"] == "ok"]
+    assert report["detector"]["onnx_int8"]["status"] == "ok"
+    for variant in measured:
+        assert variant["notes_per_s"] > 0
+        assert variant["sentences_per_s"] >= variant["notes_per_s"]
+        assert variant["tokens_per_s"] >= variant["sentences_per_s"]
+        assert variant["notes_per_s"] == pytest.approx(settings["notes"] / variant["seconds_median"])
+        assert variant["tokens_per_s"] == pytest.approx(variant["stats"]["tokens"] / variant["seconds_median"])
+        assert 0 < variant["peak_rss_bytes"] < 64 * 2**30
+        if variant.get("latency_ms"):
+            latency = variant["latency_ms"]
+            assert 0 < latency["p50"] <= latency["p99"] and latency["samples"] >= settings["notes"]
+
+
+def test_skipped_variants_say_why(report):
+    fp32 = report["detector"]["onnx_fp32"]
+    assert fp32["status"] == "skipped" and "model.fp32.onnx" in fp32["note"]
+    torch_variant = report["detector"]["torch_fp32"]
+    if report["_with_torch"]:
+        assert torch_variant["status"] == "ok"
+        assert report["targets"]["int8_vs_torch_fp32"]["value"] == pytest.approx(
+            report["detector"]["onnx_int8"]["notes_per_s"] / torch_variant["notes_per_s"])
+    else:
+        assert torch_variant["status"] == "skipped" and torch_variant["note"]
+        assert report["targets"]["int8_vs_torch_fp32"]["met"] is None
+
+
+def test_flops_matmul_and_targets(report):
+    flops, matmul = report["flops"], report["matmul"]
+    assert flops["status"] == "ok" and flops["layers"] >= 1 and flops["hidden"] >= 1
+    assert flops["tokens_per_pass"] == report["workload"]["tokens"]
+    assert flops["flops_per_token_mean"] >= 2 * flops["matmul_weights"]
+    assert matmul["status"] == "ok" and matmul["int8_gflops_per_s"] > 0 and matmul["fp32_gflops_per_s"] > 0
+    int8 = report["detector"]["onnx_int8"]
+    assert int8["useful_gflops_per_s"] == pytest.approx(
+        flops["useful_flops_per_pass"] / int8["seconds_median"] / 1e9)
+    assert int8["matmul_fraction"] == pytest.approx(int8["useful_gflops_per_s"] / matmul["int8_gflops_per_s"])
+    assert set(report["targets"]) == {t.name for t in TARGETS}
+    for name, target in report["targets"].items():
+        assert target["met"] in (True, False, None)
+        assert (target["value"] is None) == (target["met"] is None), name
+    assert report["targets"]["int8_matmul_fraction"]["value"] == pytest.approx(int8["matmul_fraction"])
+
+
+def test_end_to_end_and_cold_start(report):
+    for name, pipeline in report["end_to_end"].items():
+        assert pipeline["status"] in ("ok", "error"), name
+        if pipeline["status"] == "ok":
+            assert pipeline["notes_per_s"] > 0
+            assert pipeline["peak_rss_bytes"] is None if name == "medspacy_only" else pipeline["peak_rss_bytes"] > 0
+    medspacy = report["end_to_end"]["medspacy"]
+    if medspacy["status"] == "ok":
+        assert medspacy["components"][-1] == "medcorr" and len(medspacy["components"]) >= 4
+        assert report["end_to_end"]["medspacy_only"]["components"] == medspacy["components"][:-1]
+        assert report["targets"]["end_to_end_vs_detector"]["value"] == pytest.approx(
+            medspacy["notes_per_s"] / report["detector"]["onnx_int8"]["notes_per_s"])
+    for name, cold in report["cold_start"].items():
+        if cold["status"] == "ok":
+            assert 0 < cold["import_spacy_s"] < cold["total_s"]
+            assert cold["total_s"] == pytest.approx(cold["import_spacy_s"] + cold["build_s"] + cold["first_note_s"])
+
+
+def test_markdown_names_the_machine_and_every_row(report):
+    text = render_markdown({k: v for k, v in report.items() if not k.startswith("_")})
+    assert report["machine"]["cpu"] in text and f"{report['machine']['usable_cores']} cores" in text
+    for label in ("ONNX int8", "ONNX fp32", "PyTorch fp32", "nlp.pipe", "Cold start", "Target"):
+        assert label in text
+    assert "|---" in text
+
+
+def test_no_note_text_in_output(report):
+    notes, _ = load_notes(None, LIMIT)
+    output = json.dumps({k: v for k, v in report.items() if not k.startswith("_")}) + report["_stderr"]
+    for text, spans in notes:
+        for start, end in spans:
+            sentence = text[start:end]
+            if len(sentence) > 30:
+                assert sentence not in output
+
+
+def _toy_encoder(path: Path, layers: int, hidden: int, inner: int) -> int:
+    """A graph shaped like a transformer encoder (weights only where FLOPs are counted); its weight count."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper, save
+
+    nodes, weights, current, total = [], [], "x", 0
+    for layer in range(layers):
+        for name, (k, n) in {"q": (hidden, hidden), "k": (hidden, hidden), "v": (hidden, hidden),
+                             "o": (hidden, hidden), "ff1": (hidden, inner), "ff2": (inner, hidden)}.items():
+            weight = f"w{layer}{name}"
+            weights.append(numpy_helper.from_array(np.zeros((k, n), dtype=np.float32), weight))
+            nodes.append(helper.make_node("MatMul", [current, weight], [f"{weight}_out"], name=f"/l{layer}/{name}"))
+            current, total = f"{weight}_out", total + k * n
+        nodes.append(helper.make_node("Softmax", [current], [f"s{layer}"], name=f"/l{layer}/softmax"))
+        current = f"s{layer}"
+    weights.append(numpy_helper.from_array(np.zeros((hidden, 3), dtype=np.float32), "head_w"))
+    nodes.append(helper.make_node("MatMul", [current, "head_w"], ["y"], name="/segment_head/MatMul"))
+    graph = helper.make_graph(nodes, "toy", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["t", hidden])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["t", 3])], initializer=weights)
+    save(helper.make_model(graph), str(path))
+    return total
+
+
+def test_model_flops_counts_weights_and_attention_from_the_graph(tmp_path):
+    pytest.importorskip("onnx")
+    weights = _toy_encoder(tmp_path / "toy.onnx", layers=3, hidden=16, inner=48)
+    flops = model_flops(tmp_path / "toy.onnx", [10, 30])
+    assert (flops["matmul_weights"], flops["layers"], flops["hidden"]) == (weights, 3, 16)
+    assert flops["useful_flops_per_pass"] == sum(2 * weights * n + 4 * 3 * 16 * n * n for n in (10, 30))
+    assert flops["flops_per_token_mean"] == pytest.approx(flops["useful_flops_per_pass"] / 40)
+    shipped = model_flops(default_model_dir() / MODEL_FILE, [128])
+    assert shipped["status"] == "ok" and shipped["flops_per_token_mean"] > 2 * shipped["matmul_weights"] > 0
+
+
+def test_percentile_and_bad_arguments():
+    assert _percentile([1.0, 2.0, 3.0, 4.0], 50) == pytest.approx(2.5)
+    assert _percentile([5.0], 99) == 5.0
+    with pytest.raises(UsageError):
+        load_notes("/nonexistent/medec.csv")
+    result = subprocess.run([*CLI, "bench", "--repeat", "0"],
+                            capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert result.returncode == 2 and "--repeat" in result.stderr
