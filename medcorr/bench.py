@@ -4,15 +4,18 @@ Every figure is measured on the same notes, with the same batch size and thread 
 
 * the detector alone, with the same weights as ONNX int8 (the shipped runtime), ONNX fp32 and PyTorch fp32
   eager: notes/s, sentences/s, tokens/s (real tokens, padding excluded), per-note latency (each note run
-  alone, as a batch of one), peak RSS;
+  alone, as a batch of one), peak RSS; plus ONNX int8 with the opt-in ``max_padding`` batching;
 * the spaCy pipeline end to end (``nlp.pipe`` with medspaCy's PyRuSH, target matcher and ConText, then
-  medcorr with its default generator; plus medcorr alone on a blank English pipeline);
+  medcorr with its default generator; the medspaCy components alone; medcorr alone on a blank English
+  pipeline);
 * cold start: seconds from ``import spacy`` to the first finished note, in a fresh interpreter;
 * the model's FLOPs per token (from the ONNX graph) and the fraction of the machine's matrix-multiply rate
   (measured in the same run with onnxruntime) that the detector achieves.
 
 Each variant runs in its own subprocess, so that its peak RSS is its own and one variant's allocations or
-thread pools do not slow the next. Note text never reaches the output: only counts and timings do.
+thread pools do not slow the next. Neither runtime busy-waits: onnxruntime runs with ``allow_spinning=0``
+(the detector's setting) and PyTorch with ``OMP_WAIT_POLICY=PASSIVE`` unless the environment sets it.
+Note text never reaches the output: only counts and timings do.
 """
 from __future__ import annotations
 
@@ -553,7 +556,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     machine, settings, workload = report["machine"], report["settings"], report.get("workload", {})
     load = machine.get("load_average_before")
     lines = [
-        "### Performance",
+        "## Performance",
         "",
         f"Machine: {machine['cpu']}, {machine['usable_cores']} cores usable ({machine['cores']} online), "
         f"{settings['threads']} compute thread(s); onnxruntime {machine.get('onnxruntime')}, "
