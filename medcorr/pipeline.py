@@ -6,6 +6,10 @@ from typing import Any, Iterable, Iterator
 
 from medcorr.finding import Verdict
 
+#: spaCy refuses texts over ``nlp.max_length`` (1,000,000 characters by default); medcorr windows long
+#: notes itself and the CLI and stream have their own byte limits, so pipelines it builds accept up to this.
+MAX_NOTE_CHARS = 10 * 1024 * 1024
+
 
 def build_pipeline(config: str | Path | None = None, overrides: dict[str, Any] | None = None):
     """A spaCy ``Language`` with the medcorr component.
@@ -22,17 +26,17 @@ def build_pipeline(config: str | Path | None = None, overrides: dict[str, Any] |
     if config is None:
         nlp = spacy.blank("en")
         nlp.add_pipe("medcorr", config=dict(overrides or {}))
-        return nlp
-    path = Path(config)
-    if path.is_dir():
-        return spacy.load(path, config=dict(overrides or {}))
-    if not path.is_file():
-        raise FileNotFoundError(f"pipeline config not found: {path}")
-    from spacy.util import load_config, load_model_from_config
+    elif Path(config).is_dir():
+        nlp = spacy.load(Path(config), config=dict(overrides or {}))
+    elif Path(config).is_file():
+        from spacy.util import load_config, load_model_from_config
 
-    cfg = load_config(path, overrides=dict(overrides or {}), interpolate=False)
-    nlp = load_model_from_config(cfg, auto_fill=True)
-    nlp.initialize()
+        cfg = load_config(Path(config), overrides=dict(overrides or {}), interpolate=False)
+        nlp = load_model_from_config(cfg, auto_fill=True)
+        nlp.initialize()
+    else:
+        raise FileNotFoundError(f"pipeline config not found: {config}")
+    nlp.max_length = max(nlp.max_length, MAX_NOTE_CHARS)
     return nlp
 
 
