@@ -109,9 +109,12 @@ Precision / recall of the flag by threshold (mean over test folds), for triage u
 ## What it can and cannot do
 - It **localises** well: the sentence that states the diagnosis / management / drug / organism is found in
   most error notes. Use `mode = "highlight"` to show that sentence for double-checking.
-- Its **verdict** (is the statement wrong) is weak: see the AUC above. Judging whether a diagnosis or drug
+- Its **verdict** (is the statement wrong) is no better than chance in cross-validation: see the flag
+  AUC above, and flag accuracy at or below the "always error" baseline. Judging whether a diagnosis or drug
   fits the findings needs medical knowledge that 574 notes cannot teach a 22M-parameter encoder. For
-  decisions, cascade the flagged sentence to a stronger verifier (`medcorr.OpenAIGenerator.v1`).
+  decisions, cascade the flagged sentence to a stronger verifier (`medcorr.OpenAIGenerator.v1`), or use
+  the detector to highlight what to double-check.
+- The int8 model is within 1 point of the fp32 model it came from on every metric above.
 - English only; trained on exam-style vignettes (MedQA-derived), not on real EHR notes.
 
 ## Verification of the export
