@@ -150,9 +150,13 @@ def test_medspacy_pipeline_interop_and_negation(note):
     nlp.add_pipe("medcorr", config={"mode": "highlight", "generator": None})
     doc = nlp(note)
     assert doc._.medcorr.findings
-    negated = nlp((FIXTURES / "negated.txt").read_text())
-    for finding in negated._.medcorr.findings:
-        assert "pneumonia" not in finding.text.lower()
+    negated_note = (FIXTURES / "negated.txt").read_text()
+    ignoring_context = medspacy.load()
+    ignoring_context.add_pipe("medcorr", config={"mode": "highlight", "generator": None, "respect_context": False})
+    assert [f.text for f in ignoring_context(negated_note)._.medcorr.findings] == ["pneumonia"]
+    respecting = nlp(negated_note)._.medcorr
+    assert respecting.suspect_sentence == 1
+    assert all("pneumonia" not in finding.text.lower() for finding in respecting.findings)
 
 
 @pytest.mark.parametrize("text", ["", "   \n\t ", "\x00\x01binary\x02", "Der Patient hat Fieber. Diagnose: Grippe.",
