@@ -115,8 +115,8 @@ def format_report(doc, verdict) -> str:
 
 
 def doc_threshold(doc) -> float:
-    """The threshold of the medcorr pipe that processed ``doc`` (via its vocab's pipeline is not reachable,
-    so it is recorded in the verdict attrs)."""
+    """The threshold of the medcorr pipe that processed ``doc`` (the component records it in the span
+    group's attrs, since a Doc does not know its pipeline)."""
     for group in doc.spans.values():
         if "medcorr.threshold" in group.attrs:
             return float(group.attrs["medcorr.threshold"])

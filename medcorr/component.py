@@ -13,7 +13,6 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 from spacy.language import Language
-from spacy.pipeline import TrainablePipe  # noqa: F401  (documented base for comparison)
 from spacy.pipeline.pipe import Pipe
 from spacy.tokens import Doc, Span
 from spacy.util import minibatch

@@ -63,8 +63,7 @@ def _note_losses(note: LabelledNote, n_sentences: int, sentence_logits: torch.Te
 def _sentence_logits(encoded: EncodedNote, segment_logits: torch.Tensor, rows: dict[int, int]) -> torch.Tensor:
     n_sentences = len(encoded.note.sentences)
     channels = segment_logits.shape[-1]
-    parts = [torch.full((channels,), float("-inf"))] * n_sentences
-    parts = list(parts)
+    parts = [torch.full((channels,), float("-inf")) for _ in range(n_sentences)]
     for window in encoded.windows:
         row = rows[id(window)]
         for local, sentence in enumerate(window.segment_sentences):
