@@ -32,6 +32,8 @@ def build_pipeline(config: str | Path | None = None, overrides: dict[str, Any] |
         from spacy.util import load_config, load_model_from_config
 
         cfg = load_config(Path(config), overrides=dict(overrides or {}), interpolate=False)
+        if any(str(c.get("factory", "")).startswith("medspacy_") for c in cfg.get("components", {}).values()):
+            import medspacy  # noqa: F401  (registers the medspacy_* factories)
         nlp = load_model_from_config(cfg, auto_fill=True)
         nlp.initialize()
     else:

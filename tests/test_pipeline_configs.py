@@ -1,0 +1,31 @@
+"""The ready pipeline configs in pipelines/ build and run (the LLM one only builds: no server call)."""
+from pathlib import Path
+
+import pytest
+
+from medcorr.pipeline import build_pipeline, verdict_of
+
+PIPELINES = Path(__file__).resolve().parents[1] / "pipelines"
+NOTE = "A 45-year-old man presents with cough and fever for two weeks. Chest x-ray shows no evidence of pneumonia."
+
+
+@pytest.mark.parametrize("name", ["medcorr.cfg", "medspacy_medcorr.cfg"])
+def test_offline_configs_run(name):
+    nlp = build_pipeline(PIPELINES / name, {"components.medcorr.mode": "highlight"})
+    verdict = verdict_of(nlp(NOTE))
+    assert verdict.suspect_sentence == 1 and verdict.findings
+    if name.startswith("medspacy"):
+        assert nlp.pipe_names[-1] == "medcorr" and "medspacy_context" in nlp.pipe_names
+        assert all("pneumonia" not in f.text for f in verdict.findings)  # ConText negation respected
+
+
+def test_llm_cascade_config_builds_the_openai_backend():
+    nlp = build_pipeline(PIPELINES / "medcorr_llm_cascade.cfg")
+    generator = nlp.get_pipe("medcorr").generator
+    assert type(generator).__name__ == "OpenAIGenerator"
+    assert generator.llm_calls == 0
+
+
+def test_missing_config_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not found"):
+        build_pipeline(tmp_path / "nope.cfg")
