@@ -17,7 +17,7 @@ from spacy.pipeline.pipe import Pipe
 from spacy.tokens import Doc, Span
 from spacy.util import minibatch
 
-from medcorr.detector import META_FILE, MODEL_FILE, TOKENIZER_FILE, NotePrediction, OnnxDetector
+from medcorr.detector import META_FILE, TOKENIZER_FILE, NotePrediction, OnnxDetector
 from medcorr.finding import ERROR_TYPES, Finding, Verdict
 from medcorr.generators.base import CorrectionRequest, Generator, Proposal, substitute
 from medcorr.registry import detectors

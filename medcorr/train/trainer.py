@@ -19,7 +19,7 @@ from medcorr.encoding import NoteEncoder, length_buckets
 from medcorr.finding import ERROR_TYPES
 from medcorr.train.config import TrainConfig
 from medcorr.train.data import EncodedNote, LabelledNote, corrected_copy, encode_labelled
-from medcorr.train.model import LOCATION, TYPE_OFFSET, VERDICT, DetectorModel, build_model, default_backbone_path
+from medcorr.train.model import LOCATION, TYPE_OFFSET, VERDICT, DetectorModel, build_model
 
 log = logging.getLogger(__name__)
 CHECKPOINT_WEIGHTS = "detector.pt"
@@ -77,7 +77,7 @@ def train_model(notes: Sequence[LabelledNote], config: TrainConfig, progress: bo
     _seed_everything(config.seed)
     if config.threads:
         torch.set_num_threads(config.threads)
-    backbone = Path(config.backbone) if config.backbone else default_backbone_path()
+    backbone = config.backbone_dir()
     model = build_model(backbone)
     encoder = NoteEncoder(backbone / TOKENIZER_FILE, config.max_length)
     training_notes = list(notes)
