@@ -394,7 +394,6 @@ class StreamProcessor:
             self._maybe_log_progress(time.monotonic())
 
     def _handle_batch(self, records: list[Any], polled_at: float) -> None:
-        config = self.config
         items: list[_Item] = []
         for record in records:
             items.extend(self._read(record))
