@@ -73,3 +73,14 @@ def test_length_buckets_with_max_padding_bound_the_padding(encoder):
         real = sum(windows[i].length for i in bucket)
         assert len(bucket) * max(windows[i].length for i in bucket) <= real * 1.1
     assert all(len(b) <= 3 for b in length_buckets(windows, 3, max_padding=10.0))
+
+
+def test_substitute_in_note_shifts_only_the_sentences_at_and_after_the_span():
+    from medcorr.generators.base import substitute_in_note
+
+    note = "Fever. Treated with amoxicillin. Discharged."
+    spans = ((0, 6), (7, 32), (33, 44))
+    start = note.index("amoxicillin")
+    text, shifted = substitute_in_note(note, spans, start, start + len("amoxicillin"), "ceftriaxone IV")
+    assert text == "Fever. Treated with ceftriaxone IV. Discharged."
+    assert [text[s:e] for s, e in shifted] == ["Fever.", "Treated with ceftriaxone IV.", "Discharged."]

@@ -53,3 +53,12 @@ class Generator(Protocol):
 def substitute(sentence: str, span_start: int, span_end: int, replacement: str) -> str:
     """Replace ``sentence[span_start:span_end]`` by ``replacement`` (offsets relative to the sentence)."""
     return sentence[:span_start] + replacement + sentence[span_end:]
+
+
+def substitute_in_note(note: str, sentences: Sequence[tuple[int, int]], start: int, end: int,
+                       replacement: str) -> tuple[str, tuple[tuple[int, int], ...]]:
+    """Replace ``note[start:end]`` and shift the sentence spans: the sentence holding the span grows or
+    shrinks, the ones after it move."""
+    shift = len(replacement) - (end - start)
+    spans = tuple((s, e) if e <= start else (s if s <= start else s + shift, e + shift) for s, e in sentences)
+    return note[:start] + replacement + note[end:], spans

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from medcorr.finding import ErrorType
-from medcorr.generators.base import CorrectionRequest, Proposal, substitute
+from medcorr.generators.base import CorrectionRequest, Proposal, substitute_in_note
 from medcorr.registry import generators
 from medcorr.substitutions import SUBSTITUTIONS_FILE, SubstitutionTable, normalize
 
@@ -124,12 +124,7 @@ class KnowledgeGenerator:
         for index, (request, ranked) in enumerate(zip(requests, per_request)):
             finding = request.finding
             for text, _ in ranked[: self.rescore_top]:
-                start, end = request.sentences[finding.sentence]
-                corrected = substitute(request.note, finding.start, finding.end, text)
-                shift = len(text) - (finding.end - finding.start)
-                spans = tuple((s, e) if e <= finding.start else (s if s <= finding.start else s + shift, e + shift)
-                              for s, e in request.sentences)
-                notes.append((corrected, spans))
+                notes.append(substitute_in_note(request.note, request.sentences, finding.start, finding.end, text))
                 owners.append((index, text))
         predictions = self._component.detector.predict(notes) if notes else []
         detector_scores: dict[tuple[int, str], float] = {}

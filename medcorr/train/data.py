@@ -8,6 +8,7 @@ import numpy as np
 
 from medcorr.encoding import NoteEncoder, Window
 from medcorr.finding import ErrorType
+from medcorr.generators.base import substitute_in_note
 
 
 @dataclass(frozen=True)
@@ -62,12 +63,7 @@ def corrected_copy(note: LabelledNote) -> LabelledNote | None:
     if not note.has_error or not note.corrected_sentence:
         return None
     start, end = note.sentences[note.error_sentence]
-    text = note.text[:start] + note.corrected_sentence + note.text[end:]
-    delta = len(note.corrected_sentence) - (end - start)
-    sentences = tuple(
-        (s, e) if i < note.error_sentence else ((s, e + delta) if i == note.error_sentence else (s + delta, e + delta))
-        for i, (s, e) in enumerate(note.sentences)
-    )
+    text, sentences = substitute_in_note(note.text, note.sentences, start, end, note.corrected_sentence)
     return replace(note, note_id=note.note_id + "#corrected", text=text, sentences=sentences, error_sentence=-1,
                    error_type=None, error_span=None, corrected_sentence=None, claim_sentence=note.error_sentence)
 
