@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -150,6 +150,25 @@ def _no_token_prediction(n_sentences: int) -> NotePrediction:
     return NotePrediction(np.zeros(n_sentences), np.zeros(n_sentences), uniform)
 
 
+def run_in_batches(encoder: NoteEncoder, windows: Sequence[Window], batch_size: int,
+                   run_batch: Callable[[Batch], tuple[np.ndarray, np.ndarray]], max_padding: float | None = None,
+                   ) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+    """Length-bucket windows, run ``run_batch`` on each padded batch, and strip the padding again.
+
+    Returns per-window ``segment_logits`` and ``token_logits`` keyed by ``id(window)``, the form
+    :func:`decode_outputs` takes; shared by the ONNX detector and the PyTorch evaluation.
+    """
+    segment_logits: dict[int, np.ndarray] = {}
+    token_logits: dict[int, np.ndarray] = {}
+    for bucket in length_buckets(windows, batch_size, max_padding):
+        batch = encoder.collate([windows[i] for i in bucket])
+        seg, tok = run_batch(batch)
+        for row, window in enumerate(batch.windows):
+            segment_logits[id(window)] = seg[row, : len(window.segment_sentences)]
+            token_logits[id(window)] = tok[row, : window.length]
+    return segment_logits, token_logits
+
+
 def resolve_providers(providers: Sequence[str]) -> list[str]:
     """Check the requested onnxruntime providers; a clear error for CUDA without ``onnxruntime-gpu``."""
     import onnxruntime as ort
@@ -228,15 +247,7 @@ class OnnxDetector:
 
     def run_windows(self, windows: Sequence[Window]) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
         """Run the model over windows in length-bucketed batches; logits keyed by ``id(window)``."""
-        segment_logits: dict[int, np.ndarray] = {}
-        token_logits: dict[int, np.ndarray] = {}
-        for bucket in length_buckets(windows, self.batch_size, self.max_padding):
-            batch = self.encoder.collate([windows[i] for i in bucket])
-            seg, tok = self.run_batch(batch)
-            for row, window in enumerate(batch.windows):
-                segment_logits[id(window)] = seg[row, : len(window.segment_sentences)]
-                token_logits[id(window)] = tok[row, : window.length]
-        return segment_logits, token_logits
+        return run_in_batches(self.encoder, windows, self.batch_size, self.run_batch, self.max_padding)
 
     def run_batch(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
         """One onnxruntime call: ``(segment_logits, token_logits)``."""

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from medcorr.detector import decode_outputs, NotePrediction, TOKENIZER_FILE
-from medcorr.encoding import NoteEncoder, length_buckets
+from medcorr.detector import decode_outputs, NotePrediction, TOKENIZER_FILE, run_in_batches
+from medcorr.encoding import NoteEncoder
 from medcorr.finding import ERROR_TYPES
 from medcorr.train.config import TrainConfig
 from medcorr.train.data import EncodedNote, LabelledNote, corrected_copy, encode_labelled
@@ -159,15 +159,13 @@ def predict_torch(model: DetectorModel, encoder: NoteEncoder, notes: Sequence[tu
     model.eval()
     windows_per_note = encoder.encode_notes(notes)
     windows = [w for ws in windows_per_note for w in ws]
-    segment_logits: dict[int, np.ndarray] = {}
-    token_logits: dict[int, np.ndarray] = {}
-    for bucket in length_buckets(windows, batch_size):
-        batch = encoder.collate([windows[i] for i in bucket])
+
+    def run_batch(batch):
         seg, tok = model(torch.from_numpy(batch.input_ids), torch.from_numpy(batch.attention_mask),
                          torch.from_numpy(batch.segment_mask))
-        for row, window in enumerate(batch.windows):
-            segment_logits[id(window)] = seg[row, : len(window.segment_sentences)].numpy()
-            token_logits[id(window)] = tok[row, : window.length].numpy()
+        return seg.numpy(), tok.numpy()
+
+    segment_logits, token_logits = run_in_batches(encoder, windows, batch_size, run_batch)
     return decode_outputs(windows_per_note, [len(s) for _, s in notes], segment_logits, token_logits)
 
 
