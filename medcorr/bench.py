@@ -1,10 +1,12 @@
 """``medcorr bench``: throughput, latency, memory, cold start and hardware efficiency of the runtime.
 
-Every figure is measured on the same notes, with the same batch size and thread count, after a warm-up:
+Every figure is measured on the same notes, with the same batches of notes, the same windows per model call
+and the same thread count, after a warm-up:
 
 * the detector alone, with the same weights as ONNX int8 (the shipped runtime), ONNX fp32 and PyTorch fp32
   eager: notes/s, sentences/s, tokens/s (real tokens, padding excluded), per-note latency (each note run
-  alone, as a batch of one), peak RSS; plus ONNX int8 with the opt-in ``max_padding`` batching;
+  alone, as a batch of one), peak RSS; plus ONNX int8 with one model call per batch of notes (padded to
+  its longest window), to show what the one-window-per-call CPU default saves;
 * the spaCy pipeline end to end (``nlp.pipe`` with medspaCy's PyRuSH, target matcher and ConText, then
   medcorr with its default generator; the medspaCy components alone; medcorr alone on a blank English
   pipeline);
@@ -45,10 +47,9 @@ GIB = 1024 * MIB
 # (M, K, N) of the matrix-multiply rate probes: a large square-ish product and the MiniLM FFN shape.
 MATMUL_SHAPES: tuple[tuple[int, int, int], ...] = ((4096, 1024, 1024), (4096, 384, 1536))
 MATMUL_MIN_SECONDS = 0.3  # per shape and dtype: at least 5 runs and this long; the median run counts
-SPLIT_MAX_PADDING = 0.1
 VARIANT_LABELS = {
     "onnx_int8": "ONNX int8 (shipped)",
-    "onnx_int8_split": f"ONNX int8, max_padding {SPLIT_MAX_PADDING:g} (opt-in)",
+    "onnx_int8_batched": "ONNX int8, one call per batch of notes (padded)",
     "onnx_fp32": "ONNX fp32",
     "torch_fp32": "PyTorch fp32 eager",
 }
@@ -106,6 +107,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help=f"timed passes per measurement; the median is reported (default {DEFAULT_REPEAT})")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, metavar="N",
                         help=f"notes per batch, for every variant and nlp.pipe (default {DEFAULT_BATCH_SIZE})")
+    parser.add_argument("--window-batch", type=int, default=0, metavar="N",
+                        help="encoder windows per model call, for every variant and nlp.pipe (default 0 = the "
+                             "runtime's CPU default, one window per call)")
     parser.add_argument("--threads", type=int, default=0, metavar="N", help="compute threads (default 0 = all cores)")
     parser.add_argument("--model-dir", metavar="DIR",
                         help="a medcorr model directory (default: the shipped model); the fp32 variant needs "
@@ -122,6 +126,8 @@ def run_bench(args: argparse.Namespace) -> int:
         raise UsageError(f"--repeat must be at least 1, got {args.repeat}")
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if args.window_batch < 0:
+        raise UsageError(f"--window-batch must be 0 (runtime default) or more, got {args.window_batch}")
     if args.threads < 0:
         raise UsageError(f"--threads must be 0 (all cores) or more, got {args.threads}")
     if args.limit < 0:
@@ -129,6 +135,7 @@ def run_bench(args: argparse.Namespace) -> int:
     report = benchmark(
         notes_csv=args.notes, model_dir=args.model_dir, checkpoint=args.checkpoint, repeat=args.repeat,
         batch_size=args.batch_size, threads=args.threads or _available_cores(), limit=args.limit,
+        window_batch=args.window_batch,
     )
     if args.json:
         print(json.dumps(report, indent=2))
@@ -281,17 +288,19 @@ def _torch_missing() -> str | None:
 
 
 def benchmark(notes_csv: str | None, model_dir: str | None, checkpoint: str | None, repeat: int,
-              batch_size: int, threads: int, limit: int = 0) -> dict[str, Any]:
+              batch_size: int, threads: int, limit: int = 0, window_batch: int = 0) -> dict[str, Any]:
     """Run every measurement and return the report (the ``--json`` object)."""
-    from medcorr.detector import META_FILE, MODEL_FILE, default_model_dir
+    from medcorr.detector import CPU, META_FILE, MODEL_FILE, default_model_dir, resolve_batch_size
 
+    window_batch = resolve_batch_size(window_batch, [CPU])
     model_path = Path(model_dir) if model_dir else default_model_dir()
     if not (model_path / META_FILE).is_file():
         raise UsageError(f"--model-dir: not a medcorr model directory (no {META_FILE}): {model_path}")
     _progress("reading notes")
     notes, source = load_notes(notes_csv, limit)
     payload = {"notes": [[text, [list(s) for s in spans]] for text, spans in notes]}
-    common = {"batch_size": batch_size, "threads": threads, "repeat": repeat, "model_dir": str(model_path)}
+    common = {"batch_size": batch_size, "window_batch": window_batch, "threads": threads, "repeat": repeat,
+              "model_dir": str(model_path)}
     skipped: list[str] = []
     load_before = _load_average()
 
@@ -301,7 +310,7 @@ def benchmark(notes_csv: str | None, model_dir: str | None, checkpoint: str | No
     variants: dict[str, dict[str, Any]] = {}
     plan: list[tuple[str, dict[str, Any] | None, str | None]] = [
         ("onnx_int8", {"model_file": MODEL_FILE}, None),
-        ("onnx_int8_split", {"model_file": MODEL_FILE, "max_padding": SPLIT_MAX_PADDING, "latency": False}, None),
+        ("onnx_int8_batched", {"model_file": MODEL_FILE, "window_batch": batch_size, "latency": False}, None),
     ]
     fp32 = _fp32_file(model_path)
     plan.append(("onnx_fp32", {"model_file": fp32.name} if fp32.is_file() else None,
@@ -350,7 +359,7 @@ def benchmark(notes_csv: str | None, model_dir: str | None, checkpoint: str | No
             "load_average_before": load_before, "load_average_after": _load_average(),
         },
         "settings": {"notes_source": source, "notes": len(notes), "sentences": sum(len(s) for _, s in notes),
-                     "batch_size_notes": batch_size, "threads": threads, "repeat": repeat,
+                     "batch_size_notes": batch_size, "window_batch": window_batch, "threads": threads, "repeat": repeat,
                      "model_dir": str(model_path), "checkpoint": checkpoint},
         "workload": stats,
         "detector": variants,
@@ -566,7 +575,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"Notes: {settings['notes']} from {settings['notes_source']} ({settings['sentences']:,} sentences, "
         f"{_fmt(workload.get('tokens'), 0)} real tokens in {_fmt(workload.get('windows'), 0)} windows, "
         f"{_fmt(100 * workload['padding_fraction'] if workload.get('padding_fraction') is not None else None)}% "
-        f"padding); batches of {settings['batch_size_notes']} notes; median of {settings['repeat']} timed "
+        f"padding); batches of {settings['batch_size_notes']} notes, {settings.get('window_batch', '?')} "
+        f"window(s) per model call (the shipped variant and the pipelines); median of {settings['repeat']} timed "
         f"pass(es) after a warm-up (one batch of the longest notes). Latency: each note run alone (a batch of "
         f"one note), p50/p99 over the notes (at most {LATENCY_MAX_NOTES}, evenly spaced). Tokens/s and GFLOP/s "
         "count real tokens only; padding: the extra positions the batches computed. Peak RSS: the whole process "
@@ -671,16 +681,16 @@ def _latency_sample(notes: Sequence[Any]) -> list[Any]:
     return [notes[int(i * step)] for i in range(LATENCY_MAX_NOTES)]
 
 
-def _workload(encoder: Any, notes: Sequence[tuple[str, Any]], batch_size: int,
-              max_padding: float | None = None) -> dict[str, Any]:
-    """Real tokens, windows and padding of the timed passes (batches as the detector forms them)."""
+def _workload(encoder: Any, notes: Sequence[tuple[str, Any]], batch_size: int, window_batch: int) -> dict[str, Any]:
+    """Real tokens, windows and padding of the timed passes (chunks of ``batch_size`` notes, model calls of
+    ``window_batch`` windows, as the detector forms them)."""
     from medcorr.encoding import length_buckets
 
     lengths, padded = [], 0
     for chunk in _chunks(notes, batch_size):
         windows = [w for ws in encoder.encode_notes(chunk) for w in ws]
         lengths += [w.length for w in windows]
-        for bucket in length_buckets(windows, batch_size, max_padding):
+        for bucket in length_buckets(windows, window_batch):
             padded += len(bucket) * max(windows[i].length for i in bucket)
     tokens = sum(lengths)
     return {"tokens": tokens, "windows": len(lengths), "padded_tokens": padded,
@@ -708,7 +718,7 @@ def _detector_worker(spec: dict[str, Any]) -> dict[str, Any]:
 
     notes = [(text, [tuple(s) for s in spans]) for text, spans in spec["notes"]]
     batch_size, threads, repeat = spec["batch_size"], spec["threads"], spec["repeat"]
-    variant = spec["variant"]
+    window_batch, variant = spec["window_batch"], spec["variant"]
     if variant == "torch_fp32":
         import torch
 
@@ -721,10 +731,10 @@ def _detector_worker(spec: dict[str, Any]) -> dict[str, Any]:
         encoder = NoteEncoder(checkpoint / "backbone" / TOKENIZER_FILE, int(record["config"]["max_length"]))
 
         def predict(chunk: Sequence[Any]) -> Any:
-            return predict_torch(model, encoder, chunk, batch_size=batch_size)
+            return predict_torch(model, encoder, chunk, batch_size=window_batch)
     else:
-        detector = OnnxDetector(spec["model_dir"], batch_size=batch_size, num_threads=threads,
-                                model_file=spec["model_file"], max_padding=spec.get("max_padding"))
+        detector = OnnxDetector(spec["model_dir"], batch_size=window_batch, num_threads=threads,
+                                model_file=spec["model_file"])
         encoder = detector.encoder
         predict = detector.predict
     label = VARIANT_LABELS[variant]
@@ -740,7 +750,7 @@ def _detector_worker(spec: dict[str, Any]) -> dict[str, Any]:
             predict([note])
             latencies.append(1000 * (time.perf_counter() - start))
             ticker.tick(len(latencies))
-    stats = _workload(encoder, notes, batch_size, spec.get("max_padding"))
+    stats = _workload(encoder, notes, batch_size, window_batch)
     seconds = statistics.median(times)
     sentences = sum(len(spans) for _, spans in notes)
     return {
@@ -794,7 +804,7 @@ def _pipeline_worker(spec: dict[str, Any]) -> dict[str, Any]:
                                    "notes_per_s": len(texts) / statistics.median(times), "peak_rss_bytes": None}
     else:
         nlp = spacy.blank("en")
-    config = {"batch_size": batch_size, "num_threads": spec["threads"], "model_path": spec["model_dir"]}
+    config = {"batch_size": spec["window_batch"], "num_threads": spec["threads"], "model_path": spec["model_dir"]}
     generator, note = "default", None
     try:
         nlp.add_pipe("medcorr", config={**config, "generator": DEFAULT_GENERATOR})

@@ -73,7 +73,7 @@ def onnx_detector_builder() -> Callable[..., OnnxDetector]:
     default_config={
         "model_path": "",
         "threshold": None,
-        "batch_size": 64,
+        "batch_size": 0,
         "max_length": 0,
         "providers": ["CPUExecutionProvider"],
         "num_threads": 0,
@@ -101,8 +101,8 @@ class MedcorrComponent(Pipe):
 
     Settings: ``model_path`` (a medcorr model directory; empty = the shipped model), ``threshold`` (verdict
     probability above which a note is flagged; None = the model's tuned threshold), ``batch_size`` (most
-    encoder windows per ONNX call; a MEDEC-sized note is one window, so ``nlp.pipe(batch_size=32)`` makes
-    one ONNX call per batch), ``max_length`` (tokens per window, 0 = the model's), ``providers``
+    encoder windows per ONNX call; 0 = one per call on CPU, which is fastest there and keeps a note's score
+    independent of its batch mates, and 64 on CUDA), ``max_length`` (tokens per window, 0 = the model's), ``providers``
     (onnxruntime execution providers), ``num_threads`` (0 = all cores), ``mode`` (``verdict``: findings
     only for flagged notes; ``highlight``: always report the most suspicious span, flagged or not),
     ``spans_key``, ``respect_context`` (skip claims that medspaCy ConText marks as negated), ``generator``
@@ -110,7 +110,7 @@ class MedcorrComponent(Pipe):
     """
 
     def __init__(self, nlp: Language, name: str = "medcorr", *, model_path: str = "", threshold: float | None = None,
-                 batch_size: int = 64, max_length: int = 0, providers: Sequence[str] = ("CPUExecutionProvider",),
+                 batch_size: int = 0, max_length: int = 0, providers: Sequence[str] = ("CPUExecutionProvider",),
                  num_threads: int = 0, mode: str = "verdict", spans_key: str = "medcorr",
                  respect_context: bool = True, detector_builder: Callable[..., OnnxDetector] = OnnxDetector,
                  generator: Generator | None = None):

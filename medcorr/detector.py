@@ -24,6 +24,12 @@ TOKENIZER_FILE = "tokenizer.json"
 META_FILE = "medcorr_model.json"
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
+#: ``batch_size`` 0 picks these: on CPU one window per ONNX call is fastest (no padding) and makes a note's
+#: int8 score independent of its batch mates (dynamic quantization scales activations per call); a GPU
+#: needs batches to be busy.
+AUTO_BATCH_SIZE = 0
+CPU_BATCH_SIZE = 1
+GPU_BATCH_SIZE = 64
 
 
 def available_cores() -> int:
@@ -169,6 +175,13 @@ def run_in_batches(encoder: NoteEncoder, windows: Sequence[Window], batch_size: 
     return segment_logits, token_logits
 
 
+def resolve_batch_size(batch_size: int | None, providers: Sequence[str]) -> int:
+    """Windows per ONNX call: ``batch_size`` when positive, else the default for the first provider."""
+    if batch_size:
+        return max(1, int(batch_size))
+    return GPU_BATCH_SIZE if providers and providers[0] == CUDA else CPU_BATCH_SIZE
+
+
 def resolve_providers(providers: Sequence[str]) -> list[str]:
     """Check the requested onnxruntime providers; a clear error for CUDA without ``onnxruntime-gpu``."""
     import onnxruntime as ort
@@ -190,19 +203,21 @@ class OnnxDetector:
     """The transformer detector exported to ONNX, run with onnxruntime.
 
     ``predict(notes)`` takes ``(text, sentence spans)`` pairs and returns one :class:`NotePrediction` each;
-    all notes of the call are encoded into length-bucketed batches of ``batch_size`` windows.
+    all notes of the call are encoded into length-bucketed batches of ``batch_size`` windows (0: one
+    window per call on CPU, 64 on CUDA; see :data:`AUTO_BATCH_SIZE`).
     ``max_padding`` (None: off) also closes a batch before its padding exceeds that fraction of its real
     tokens (see :func:`~medcorr.encoding.length_buckets`).
     """
 
-    def __init__(self, model_dir: str | Path | None = None, max_length: int | None = None, batch_size: int = 64,
+    def __init__(self, model_dir: str | Path | None = None, max_length: int | None = None,
+                 batch_size: int = AUTO_BATCH_SIZE,
                  providers: Sequence[str] = (CPU,), num_threads: int = 0, model_file: str | None = None,
                  max_padding: float | None = None):
         self.model_dir = Path(model_dir) if model_dir else default_model_dir()
         self.meta = self._read_meta(self.model_dir)
         self.max_length = int(max_length or self.meta.get("max_length", 512))
-        self.batch_size = max(1, int(batch_size))
         self.providers = resolve_providers(providers)
+        self.batch_size = resolve_batch_size(batch_size, self.providers)
         self.num_threads = int(num_threads)
         self.model_file = model_file or self.meta.get("model_file", MODEL_FILE)
         self.encoder = NoteEncoder(self.model_dir / TOKENIZER_FILE, self.max_length)

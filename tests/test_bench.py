@@ -42,6 +42,7 @@ def test_detector_figures_are_positive_and_consistent(report):
     assert settings["notes"] == len(notes) == LIMIT
     assert settings["sentences"] == sum(len(spans) for _, spans in notes)
     assert settings["threads"] >= 1 and settings["batch_size_notes"] == 2
+    assert settings["window_batch"] == 1  # the CPU runtime default: one window per model call
     assert workload["tokens"] >= settings["notes"] and workload["padded_tokens"] >= workload["tokens"]
     measured = [v for v in report["detector"].values() if v["status"] == "ok"]
     assert report["detector"]["onnx_int8"]["status"] == "ok"

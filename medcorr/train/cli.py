@@ -26,6 +26,9 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
                         help="share of notes (grouped by vignette) held out to tune the verdict threshold (default 0.2)")
     parser.add_argument("--no-corrected-copies", action="store_true",
                         help="do not add the corrected twin of every error note as a clean training note")
+    parser.add_argument("--synthetic-swaps", type=int, default=defaults.synthetic_swaps, metavar="N",
+                        help="add N lexicon-sibling swaps (each with its clean twin) per training error note "
+                             f"(default {defaults.synthetic_swaps})")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -68,7 +71,8 @@ def _config(args: argparse.Namespace):
 
     return TrainConfig(epochs=args.epochs, max_steps=args.max_steps, batch_notes=args.batch_notes,
                        encoder_lr=args.lr, seed=args.seed, backbone=args.backbone, threads=args.threads,
-                       add_corrected_copies=not args.no_corrected_copies)
+                       add_corrected_copies=not args.no_corrected_copies,
+                       synthetic_swaps=args.synthetic_swaps)
 
 
 def _notes(args: argparse.Namespace):

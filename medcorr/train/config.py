@@ -22,6 +22,7 @@ class TrainConfig:
     type_weight: float = 0.5
     span_weight: float = 0.5
     add_corrected_copies: bool = True
+    synthetic_swaps: int = 0  # lexicon-sibling error notes (+ their clean twin) per training error note
     freeze_embeddings: bool = True  # halves optimizer work; the vocabulary is not what the task teaches
     max_steps: int = 0  # 0 = no limit (the smoke test sets a few)
     threads: int = 0

@@ -79,6 +79,8 @@ def cross_validate(notes: Sequence[LabelledNote], config: TrainConfig, n_folds: 
         row["torch_fp32"] = detection_metrics(test, torch_predictions, threshold)
         row["curve"] = precision_recall_curve(test, torch_predictions, [0.1 * k for k in range(1, 10)])
         row["scores"] = [[n.note_id, p.score, p.suspect] for n, p in zip(test, torch_predictions)]
+        if config.synthetic_swaps:
+            row["torch_fp32_synthetic_test"] = _synthetic_test_metrics(model, encoder, test, config, threshold)
         if with_onnx:
             row.update(_onnx_metrics(model, config, test, threshold, out, fold))
         results.append(row)
@@ -87,6 +89,18 @@ def cross_validate(notes: Sequence[LabelledNote], config: TrainConfig, n_folds: 
             out.mkdir(parents=True, exist_ok=True)
             (out / "cv.json").write_text(json.dumps(_summary(results, config, n_folds, seed), indent=2), encoding="utf-8")
     return _summary(results, config, n_folds, seed)
+
+
+def _synthetic_test_metrics(model, encoder, test: Sequence[LabelledNote], config: TrainConfig,
+                            threshold: float) -> dict:
+    """How the fold's model does on synthetic swaps of its own test notes (did it learn the synthetic task?)."""
+    from medcorr.train.synthetic import synthetic_swaps
+
+    swaps = synthetic_swaps(test, config.synthetic_swaps, config.seed + 1)
+    if not swaps:
+        return {}
+    predictions = predict_torch(model, encoder, [(n.text, n.sentences) for n in swaps])
+    return detection_metrics(swaps, predictions, threshold)
 
 
 def _onnx_metrics(model, config: TrainConfig, test, threshold: float, out: Path | None, fold: int) -> dict:

@@ -83,6 +83,12 @@ def train_model(notes: Sequence[LabelledNote], config: TrainConfig, progress: bo
     training_notes = list(notes)
     if config.add_corrected_copies:
         training_notes += [copy for copy in map(corrected_copy, notes) if copy is not None]
+    if config.synthetic_swaps:
+        from medcorr.train.synthetic import synthetic_swaps
+
+        swaps = synthetic_swaps(notes, config.synthetic_swaps, config.seed)
+        log.info("added %d synthetic notes (lexicon sibling swaps and their clean twins)", len(swaps))
+        training_notes += swaps
     data = encode_labelled(encoder, training_notes)
     if config.freeze_embeddings:
         model.encoder.embeddings.requires_grad_(False)
