@@ -8,6 +8,7 @@ results: ``doc._.medcorr`` (the :class:`~medcorr.finding.Verdict`), ``doc.spans[
 """
 import json
 import shutil
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
@@ -181,9 +182,26 @@ class MedcorrComponent(Pipe):
         return doc
 
     def pipe(self, stream: Iterable[Doc], *, batch_size: int = 128) -> Iterator[Doc]:
-        for docs in minibatch(stream, size=batch_size):
-            self.set_annotations(docs, self.predict(docs))
-            yield from docs
+        """Annotate docs in batches, like ``predict`` + ``set_annotations`` per batch (same outputs).
+
+        The ONNX detector of one batch runs in a worker thread while this thread pulls the next batch
+        through the upstream components and finishes the previous one: onnxruntime releases the GIL, and
+        medspaCy's PyRuSH and ConText are pure Python, so the two overlap instead of taking turns.
+        """
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="medcorr-detector") as pool:
+            pending = None
+            for docs in minibatch(stream, size=batch_size):
+                spans = self._sentence_spans(docs)
+                started = (docs, spans, pool.submit(self.detector.predict, _notes(docs, spans)))
+                if pending is not None:
+                    yield from self._finish(*pending)
+                pending = started
+            if pending is not None:
+                yield from self._finish(*pending)
+
+    def _finish(self, docs: list[Doc], spans: list[list[tuple[int, int]]], detection: Future) -> Iterator[Doc]:
+        self.set_annotations(docs, self._decide(docs, spans, detection.result()))
+        yield from docs
 
     def initialize(self, get_examples: Callable[[], Iterable] | None = None, *, nlp: Language | None = None) -> None:
         """Nothing to learn inside spaCy: the detector is trained with ``medcorr train``."""
@@ -195,8 +213,11 @@ class MedcorrComponent(Pipe):
         if not docs:
             return []
         sentence_spans = self._sentence_spans(docs)
-        notes = [(doc.text, spans) for doc, spans in zip(docs, sentence_spans)]
-        predictions = self.detector.predict(notes)
+        return self._decide(docs, sentence_spans, self.detector.predict(_notes(docs, sentence_spans)))
+
+    def _decide(self, docs: Sequence[Doc], sentence_spans: list[list[tuple[int, int]]],
+                predictions: Sequence[NotePrediction]) -> list[tuple[list[tuple[int, int]], Verdict]]:
+        """Verdicts, findings and proposals from the detector's predictions."""
         verdicts = [self._verdict(doc, spans, prediction)
                     for doc, spans, prediction in zip(docs, sentence_spans, predictions)]
         self._propose(docs, sentence_spans, verdicts)
@@ -322,6 +343,10 @@ def _spans_from_starts(doc: Doc, starts: Sequence[bool]) -> list[tuple[int, int]
     boundaries = [i for i, start in enumerate(starts) if start or i == 0] + [len(doc)]
     return [(doc[begin:finish].start_char, doc[begin:finish].end_char)
             for begin, finish in zip(boundaries, boundaries[1:]) if finish > begin]
+
+
+def _notes(docs: Sequence[Doc], sentence_spans: Sequence[list[tuple[int, int]]]) -> list[tuple[str, list[tuple[int, int]]]]:
+    return [(doc.text, spans) for doc, spans in zip(docs, sentence_spans)]
 
 
 def _set_sentence_starts(doc: Doc, spans: Sequence[tuple[int, int]]) -> None:
