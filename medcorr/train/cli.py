@@ -1,4 +1,4 @@
-"""``medcorr train``, ``medcorr export`` and ``medcorr cv`` (need the ``train`` extra)."""
+"""``medcorr train``, ``medcorr export`` and ``medcorr cv`` (need the ``train`` extra), and ``medcorr correction-eval``."""
 from __future__ import annotations
 
 import argparse
@@ -34,7 +34,7 @@ def _add_training_options(parser: argparse.ArgumentParser) -> None:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``train``, ``export`` and ``cv``."""
+    """Add ``train``, ``export``, ``cv`` and ``correction-eval``."""
     train = subparsers.add_parser(
         "train", help="fine-tune the detector on MEDEC-format CSVs (needs the 'train' extra)",
         description="Fine-tune the detector (encoder + sentence, type and span heads) on labelled MEDEC-format "
@@ -64,6 +64,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     cv.add_argument("--out", required=True, metavar="DIR", help="directory for cv.json (written after each fold)")
     cv.add_argument("--no-onnx", action="store_true", help="score only the PyTorch model")
     cv.set_defaults(func=run_cv)
+
+    corrections = subparsers.add_parser(
+        "correction-eval", help="cross-validated hit rate of the offline generator's candidates",
+        description="For every error note of the test folds (the same grouped folds as 'medcorr cv'), rank the "
+                    "knowledge generator's candidates for the gold error span, with substitution pairs learned "
+                    "from the training folds only, and report how often the reference corrected span is the "
+                    "top candidate, among the top 5, and anywhere in the first N candidates (the ceiling of "
+                    "any re-ranking). Prints one JSON object.")
+    corrections.add_argument("--data", nargs="+", required=True, metavar="CSV", help="MEDEC-format CSV file(s) with labels")
+    corrections.add_argument("--folds", type=int, default=5, help="number of folds (default 5)")
+    corrections.add_argument("--seed", type=int, default=13, help="fold seed (default: as 'medcorr cv')")
+    corrections.add_argument("--cv-json", metavar="FILE",
+                             help="cv.json of 'medcorr cv': count only error notes whose error sentence the "
+                                  "fold's detector located")
+    corrections.add_argument("--no-learned-pairs", action="store_true", help="lexicon siblings only")
+    corrections.add_argument("--pool", type=int, nargs="+", default=[20, 100, 400], metavar="N",
+                             help="candidate pool sizes for the recall ceiling (default 20 100 400)")
+    corrections.set_defaults(func=run_correction_eval)
 
 
 def _config(args: argparse.Namespace):
@@ -126,4 +144,22 @@ def run_cv(args: argparse.Namespace) -> int:
     summary = cross_validate(notes, _config(args), args.folds, args.seed, args.dev_fraction, Path(args.out),
                              with_onnx=not args.no_onnx, progress=not args.quiet)
     print(json.dumps({"mean": summary["mean"], "std": summary["std"]}))
+    return 0
+
+
+def run_correction_eval(args: argparse.Namespace) -> int:
+    """Handler of ``medcorr correction-eval``."""
+    if args.cv_json and not Path(args.cv_json).is_file():
+        raise UsageError(f"--cv-json: no such file: {args.cv_json}")
+    from medcorr.medec.io import MedecFormatError
+    from medcorr.train.correction_eval import evaluate_corrections
+    from medcorr.train.data import read_labelled
+
+    try:
+        notes = read_labelled(args.data)
+    except (MedecFormatError, ValueError) as error:
+        raise UsageError(str(error)) from None
+    report = evaluate_corrections(notes, args.folds, args.seed, Path(args.cv_json) if args.cv_json else None,
+                                  use_learned_pairs=not args.no_learned_pairs, pool_sizes=args.pool)
+    print(json.dumps(report, indent=2))
     return 0
