@@ -39,11 +39,13 @@ from medcorr.lexicon import KINDS, Lexicon, LexiconEntry
 __all__ = [
     "KIND_LABELS",
     "KIND_PRIORITY",
+    "KINDS_FOR_TYPE",
     "Candidate",
     "CandidateMatcher",
     "candidates_by_label",
     "kind_for_label",
     "label_for_kind",
+    "types_for_kind",
 ]
 
 #: Lexicon kind -> medcorr error type.
@@ -52,6 +54,15 @@ KIND_LABELS: dict[str, ErrorType] = {
     "drug": ErrorType.PHARMACOTHERAPY,
     "organism": ErrorType.CAUSAL_ORGANISM,
     "procedure": ErrorType.MANAGEMENT,
+}
+#: Lexicon kinds that can state the claim of each error type, in search order (a treatment is a drug or a
+#: procedure; a management step is usually a procedure, sometimes a drug).
+KINDS_FOR_TYPE: dict[ErrorType, tuple[str, ...]] = {
+    ErrorType.DIAGNOSIS: ("diagnosis",),
+    ErrorType.CAUSAL_ORGANISM: ("organism",),
+    ErrorType.PHARMACOTHERAPY: ("drug",),
+    ErrorType.TREATMENT: ("drug", "procedure"),
+    ErrorType.MANAGEMENT: ("procedure", "drug"),
 }
 #: When one span is a term of several kinds, the label of the first kind here wins.
 KIND_PRIORITY: tuple[str, ...] = ("organism", "drug", "procedure", "diagnosis")
@@ -77,6 +88,11 @@ def label_for_kind(kind: str) -> ErrorType:
         return KIND_LABELS[kind]
     except KeyError:
         raise ValueError(f"unknown kind {kind!r}; expected one of {KINDS}") from None
+
+
+def types_for_kind(kind: str) -> tuple[ErrorType, ...]:
+    """The error types whose claim a term of ``kind`` can state (an organism is only a causal organism)."""
+    return tuple(error_type for error_type, kinds in KINDS_FOR_TYPE.items() if kind in kinds)
 
 
 def kind_for_label(label: str | ErrorType) -> str | None:

@@ -18,8 +18,9 @@ from spacy.pipeline.pipe import Pipe
 from spacy.tokens import Doc, Span
 from spacy.util import minibatch
 
+from medcorr.candidates import types_for_kind
 from medcorr.detector import META_FILE, TOKENIZER_FILE, NotePrediction, OnnxDetector
-from medcorr.finding import ERROR_TYPES, Finding, Verdict
+from medcorr.finding import ERROR_TYPES, ErrorType, Finding, Verdict
 from medcorr.generators.base import CorrectionRequest, Generator, Proposal, substitute
 from medcorr.registry import detectors
 from medcorr.substitutions import SUBSTITUTIONS_FILE
@@ -279,17 +280,19 @@ class MedcorrComponent(Pipe):
             if candidates and not kept:
                 return None
             candidates = kept
+        allowed_types: tuple[ErrorType, ...] = ()
         if candidates:
             best = max(candidates,
                        key=lambda c: (_mean_score(offsets, probs, c.start_char, c.end_char), -c.start_char))
             span_start, span_end = best.start_char, best.end_char
+            allowed_types = types_for_kind(best.kind)
         else:
             span_start, span_end = _span_from_tokens(offsets, probs, start, end)
         char_span = doc.char_span(span_start, span_end, alignment_mode="expand")
         if char_span is not None:
             span_start, span_end = char_span.start_char, char_span.end_char
         return Finding(start=span_start, end=span_end, text=doc.text[span_start:span_end],
-                       type=prediction.error_type(sentence), score=score, sentence=sentence)
+                       type=prediction.error_type(sentence, allowed_types), score=score, sentence=sentence)
 
     def _propose(self, docs: Sequence[Doc], sentence_spans: list[list[tuple[int, int]]],
                  verdicts: list[Verdict]) -> None:

@@ -85,9 +85,13 @@ class NotePrediction:
         """Every token as ``(char_start, char_end, prob)``, in text order (built on each access)."""
         return _as_tuples(self.token_offsets, self.token_probs)
 
-    def error_type(self, sentence: int) -> ErrorType:
-        """The most likely error type of a sentence."""
-        return ERROR_TYPES[int(np.argmax(self.types[sentence]))]
+    def error_type(self, sentence: int, allowed: Sequence[ErrorType] = ()) -> ErrorType:
+        """The most likely error type of a sentence; with ``allowed``, the most likely among those (a span
+        that names an organism can only be a causal-organism error, whatever the type head prefers)."""
+        probs = self.types[sentence]
+        if allowed:
+            return max(allowed, key=lambda error_type: float(probs[ERROR_TYPES.index(error_type)]))
+        return ERROR_TYPES[int(np.argmax(probs))]
 
     def span_arrays(self, sentence_span: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         """``(offsets [n, 2], probs [n])`` of the tokens inside a character range."""

@@ -11,21 +11,14 @@ moves up. Deterministic: the same note always gives the same proposals.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
+from medcorr.candidates import KINDS_FOR_TYPE
 from medcorr.finding import ErrorType
 from medcorr.generators.base import CorrectionRequest, Proposal, substitute_in_note
 from medcorr.registry import generators
 from medcorr.substitutions import SUBSTITUTIONS_FILE, SubstitutionTable, normalize
 
-#: Lexicon kinds to search for each error type, in order.
-KINDS_FOR_TYPE: dict[ErrorType, tuple[str, ...]] = {
-    ErrorType.DIAGNOSIS: ("diagnosis",),
-    ErrorType.CAUSAL_ORGANISM: ("organism",),
-    ErrorType.PHARMACOTHERAPY: ("drug",),
-    ErrorType.TREATMENT: ("drug", "procedure"),
-    ErrorType.MANAGEMENT: ("procedure", "drug"),
-}
 LEARNED_PRIOR = 1.0
 LEXICON_PRIOR = 0.8
 
@@ -86,14 +79,25 @@ class KnowledgeGenerator:
         learned = self.table.candidates(error_type.value, span_text)
         for rank, (text, _count) in enumerate(learned):
             add(text, LEARNED_PRIOR - 0.01 * rank)
-        for kind in KINDS_FOR_TYPE[error_type]:
+        found = self._add_siblings(span_text, KINDS_FOR_TYPE[error_type], add)
+        if not found:  # e.g. a finding typed as a diagnosis whose span is an organism: its own kind's siblings
+            self._add_siblings(span_text, tuple(self.lexicon.kinds_of(span_text.strip(" .,;:()"))), add)
+        return sorted(ranked.values(), key=lambda item: (-item[1], item[0]))[: self.max_candidates]
+
+    def _add_siblings(self, span_text: str, kinds: Sequence[str], add: Callable[[str, float], None]) -> bool:
+        """Offer the lexicon siblings of the span's concept for each kind; True when a concept was found."""
+        found = False
+        for kind in kinds:
             term, prefix, suffix = self._concept_in(span_text, kind)
             if term is None:
                 continue
+            found = True
             siblings = self.lexicon.siblings(term, kind, limit=self.max_candidates)
             for rank, sibling in enumerate(siblings):
-                add(prefix + _name(sibling) + suffix, LEXICON_PRIOR * (1.0 - rank / (2 * self.max_candidates)))
-        return sorted(ranked.values(), key=lambda item: (-item[1], item[0]))[: self.max_candidates]
+                name = _name(sibling)
+                add(_agree_article(prefix, name) + name + suffix,
+                    LEXICON_PRIOR * (1.0 - rank / (2 * self.max_candidates)))
+        return found
 
     def _concept_in(self, span_text: str, kind: str) -> tuple[str | None, str, str]:
         """The longest lexicon term of ``kind`` inside the span, with the span text around it.
@@ -139,6 +143,20 @@ class KnowledgeGenerator:
                        for text, prior in ranked]
             rescored.append(sorted(blended, key=lambda item: (-item[1], item[0])))
         return rescored
+
+
+def _agree_article(prefix: str, replacement: str) -> str:
+    """``prefix`` with a trailing indefinite article fitted to ``replacement`` ("an ovarian torsion" ->
+    "a volvulus"). The vowel-letter rule is approximate ("an MRI" stays wrong) but never worse than keeping
+    the original article."""
+    words = prefix.rstrip().rsplit(" ", 1)
+    article = words[-1]
+    if article.lower() not in ("a", "an") or not replacement:
+        return prefix
+    wanted = "an" if replacement[0].lower() in "aeiou" else "a"
+    if article[0].isupper():
+        wanted = wanted.capitalize()
+    return (words[0] + " " if len(words) == 2 else "") + wanted + " "
 
 
 def _name(sibling: Any) -> str:

@@ -14,7 +14,7 @@ from dataclasses import replace
 from typing import Sequence
 
 from medcorr.generators.base import substitute_in_note
-from medcorr.generators.knowledge import KINDS_FOR_TYPE
+from medcorr.candidates import KINDS_FOR_TYPE
 from medcorr.lexicon import Lexicon
 from medcorr.substitutions import normalize
 from medcorr.train.data import LabelledNote, corrected_copy, diff_span
