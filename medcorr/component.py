@@ -23,10 +23,12 @@ from medcorr.detector import META_FILE, TOKENIZER_FILE, NotePrediction, OnnxDete
 from medcorr.finding import ERROR_TYPES, ErrorType, Finding, Verdict
 from medcorr.generators.base import CorrectionRequest, Generator, Proposal, substitute
 from medcorr.registry import detectors
+from medcorr.sentences import ClinicalSentencizer
 from medcorr.substitutions import SUBSTITUTIONS_FILE
 
 VERDICT_ATTR = "medcorr.verdict"
 MODES = ("verdict", "highlight")
+SENTENCIZERS = ("medcorr", "pyrush")
 DEFAULT_GENERATOR = {"@medcorr_generators": "medcorr.KnowledgeGenerator.v1"}
 
 
@@ -82,19 +84,20 @@ def onnx_detector_builder() -> Callable[..., OnnxDetector]:
         "mode": "verdict",
         "spans_key": "medcorr",
         "respect_context": True,
+        "sentencizer": "medcorr",
         "detector": {"@medcorr_detectors": "medcorr.OnnxDetector.v1"},
         "generator": DEFAULT_GENERATOR,
     },
 )
 def make_medcorr(nlp: Language, name: str, model_path: str, threshold: float | None, batch_size: int,
                  max_length: int, providers: list[str], num_threads: int, mode: str, spans_key: str,
-                 respect_context: bool, detector: Callable[..., OnnxDetector],
+                 respect_context: bool, sentencizer: str, detector: Callable[..., OnnxDetector],
                  generator: Generator | None) -> "MedcorrComponent":
     """Factory of the ``medcorr`` pipe (see :class:`MedcorrComponent` for the settings)."""
     return MedcorrComponent(
         nlp, name, model_path=model_path, threshold=threshold, batch_size=batch_size, max_length=max_length,
         providers=providers, num_threads=num_threads, mode=mode, spans_key=spans_key,
-        respect_context=respect_context, detector_builder=detector, generator=generator,
+        respect_context=respect_context, sentencizer=sentencizer, detector_builder=detector, generator=generator,
     )
 
 
@@ -107,17 +110,21 @@ class MedcorrComponent(Pipe):
     independent of its batch mates, and 64 on CUDA), ``max_length`` (tokens per window, 0 = the model's), ``providers``
     (onnxruntime execution providers), ``num_threads`` (0 = all cores), ``mode`` (``verdict``: findings
     only for flagged notes; ``highlight``: always report the most suspicious span, flagged or not),
-    ``spans_key``, ``respect_context`` (skip claims that medspaCy ConText marks as negated), ``generator``
-    (the correction backend, or None).
+    ``spans_key``, ``respect_context`` (skip claims that medspaCy ConText marks as negated), ``sentencizer``
+    (how a Doc without sentence boundaries is split: ``medcorr``, the fast clinical splitter of
+    :mod:`medcorr.sentences`, or ``pyrush``, medspaCy's PyRuSH), ``generator`` (the correction backend, or None).
     """
 
     def __init__(self, nlp: Language, name: str = "medcorr", *, model_path: str = "", threshold: float | None = None,
                  batch_size: int = 0, max_length: int = 0, providers: Sequence[str] = ("CPUExecutionProvider",),
                  num_threads: int = 0, mode: str = "verdict", spans_key: str = "medcorr",
-                 respect_context: bool = True, detector_builder: Callable[..., OnnxDetector] = OnnxDetector,
+                 respect_context: bool = True, sentencizer: str = "medcorr",
+                 detector_builder: Callable[..., OnnxDetector] = OnnxDetector,
                  generator: Generator | None = None):
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if sentencizer not in SENTENCIZERS:
+            raise ValueError(f"sentencizer must be one of {SENTENCIZERS}, got {sentencizer!r}")
         if threshold is not None and not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {threshold}")
         register_extensions()
@@ -127,7 +134,7 @@ class MedcorrComponent(Pipe):
         self.cfg: dict[str, Any] = {
             "model_path": model_path, "threshold": threshold, "batch_size": batch_size, "max_length": max_length,
             "providers": list(providers), "num_threads": num_threads, "mode": mode, "spans_key": spans_key,
-            "respect_context": respect_context,
+            "respect_context": respect_context, "sentencizer": sentencizer,
         }
         self._detector_builder = detector_builder
         self.detector = self._build_detector(model_path or None)
@@ -161,8 +168,10 @@ class MedcorrComponent(Pipe):
 
     @property
     def sentencizer(self):
-        """medspaCy's PyRuSH sentencizer, used only when a Doc has no sentence boundaries."""
-        if self._sentencizer is None:
+        """The splitter for Docs that arrive without sentence boundaries (``sentencizer`` setting)."""
+        if self._sentencizer is None and self.cfg.get("sentencizer", "medcorr") == "medcorr":
+            self._sentencizer = ClinicalSentencizer(self.nlp)
+        elif self._sentencizer is None:
             from PyRuSH import PyRuSHSentencizer
 
             self._sentencizer = PyRuSHSentencizer(self.nlp)
@@ -329,6 +338,7 @@ class MedcorrComponent(Pipe):
         """Load what :meth:`to_disk` wrote."""
         path = Path(path)
         self.cfg.update(json.loads((path / "cfg.json").read_text(encoding="utf-8")))
+        self._sentencizer = None
         self.detector = self._build_detector(path / "model")
         if self.generator is not None and hasattr(self.generator, "bind"):
             self.generator.bind(self)

@@ -98,8 +98,15 @@ def test_end_to_end_and_cold_start(report):
     if medspacy["status"] == "ok":
         assert medspacy["components"][-1] == "medcorr" and len(medspacy["components"]) >= 4
         assert report["end_to_end"]["medspacy_only"]["components"] == medspacy["components"][:-1]
+    fast = report["end_to_end"]["medspacy_fast"]
+    if fast["status"] == "ok":
+        assert "medcorr_sentencizer" in fast["components"] and "medspacy_pyrush" not in fast["components"]
+        assert fast["components"][-1] == "medcorr" and len(fast["components"]) >= 4
         assert report["targets"]["end_to_end_vs_detector"]["value"] == pytest.approx(
-            medspacy["notes_per_s"] / report["detector"]["onnx_int8"]["notes_per_s"])
+            fast["notes_per_s"] / report["detector"]["onnx_int8"]["notes_per_s"])
+    assert set(report["cold_start"]) == {"default", "default_runtime", "medspacy"}
+    if report["cold_start"]["default_runtime"]["status"] == "ok":
+        assert report["targets"]["cold_start_s"]["value"] == report["cold_start"]["default_runtime"]["total_s"]
     for name, cold in report["cold_start"].items():
         if cold["status"] == "ok":
             assert 0 < cold["import_spacy_s"] < cold["total_s"]
