@@ -124,6 +124,7 @@ class Lexicon:
                 self._by_acronym.setdefault(acronym, []).append(entry.index)
         self._group_index: dict[str, list[int]] | None = None
         self._index_lock = threading.Lock()
+        self._name_keys: dict[int, tuple[str, frozenset[str]]] = {}  # entry index -> (name key, its words)
 
     # ----------------------------------------------------------------------------------------------- load
     @classmethod
@@ -245,18 +246,17 @@ class Lexicon:
             entry = self.entries[idx]
             if idx in source_ids or entry.kind != kind or (entry.symptom and not allow_symptoms):
                 continue
-            key = lookup_key(entry.name)
+            key, words = self._name_key(idx)
             if key in excluded_keys:
                 continue
-            words = set(key.split())
             if any(words <= ex or ex <= words for ex in excluded_words):
                 continue
             ranked.append(((-score, -entry.prominence, len(words), len(key), key, entry.index), entry, score))
         ranked.sort(key=lambda item: item[0])
         out: list[tuple[LexiconEntry, float]] = []
         seen: set[str] = set()
-        for _, entry, score in ranked:
-            key = lookup_key(entry.name)
+        for sort_key, entry, score in ranked:
+            key = sort_key[4]
             if key in seen:
                 continue
             seen.add(key)
@@ -264,6 +264,14 @@ class Lexicon:
             if len(out) >= limit:
                 break
         return out
+
+    def _name_key(self, idx: int) -> tuple[str, frozenset[str]]:
+        """``lookup_key`` of an entry's name and its word set, computed once per entry."""
+        cached = self._name_keys.get(idx)
+        if cached is None:
+            key = lookup_key(self.entries[idx].name)
+            cached = self._name_keys[idx] = (key, frozenset(key.split()))
+        return cached
 
     def _scored_candidates(self, source: LexiconEntry, index: dict[str, list[int]]) -> dict[int, float]:
         """Candidate entry index -> best closeness score to ``source``."""
