@@ -721,9 +721,14 @@ def _workload(encoder: Any, notes: Sequence[tuple[str, Any]], batch_size: int, w
 
 def _time_passes(label: str, run_chunk: Callable[[Sequence[Any]], Any], items: Sequence[Any], batch_size: int,
                  repeat: int) -> list[float]:
+    """Seconds of each of ``repeat`` passes; medcorr's lookup caches are emptied before each, so a pass over
+    notes seen before is not faster than the first (spaCy's own tokenizer cache is left alone)."""
+    from medcorr.lexicon import Lexicon
+
     times = []
     chunks = _chunks(items, batch_size)
     for r in range(repeat):
+        Lexicon.clear_default_caches()
         ticker = _Ticker(f"{label} pass {r + 1}/{repeat}", len(chunks))
         start = time.perf_counter()
         for done, chunk in enumerate(chunks):

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
+from spacy.attrs import IDX, SENT_START
 from spacy.language import Language
 from spacy.pipeline.pipe import Pipe
 from spacy.tokens import Doc, Span
@@ -363,9 +364,11 @@ def _notes(docs: Sequence[Doc], sentence_spans: Sequence[list[tuple[int, int]]])
 
 
 def _set_sentence_starts(doc: Doc, spans: Sequence[tuple[int, int]]) -> None:
-    starts = {start for start, _ in spans}
-    for token in doc:
-        token.is_sent_start = token.i == 0 or token.idx in starts
+    """Write the sentence starts in one array call (a per-token ``is_sent_start`` write costs ~1 µs each)."""
+    offsets = doc.to_array([IDX]).astype(np.int64).ravel()
+    values = np.where(np.isin(offsets, [start for start, _ in spans]), 1, -1).astype(np.int64)
+    values[0] = 1
+    doc.from_array([SENT_START], values.astype(np.uint64).reshape(-1, 1))
 
 
 def _negated_ranges(doc: Doc) -> list[tuple[int, int]]:

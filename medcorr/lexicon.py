@@ -23,6 +23,7 @@ import gzip
 import json
 import threading
 import unicodedata
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -32,6 +33,8 @@ __all__ = ["KINDS", "Lexicon", "LexiconEntry", "lookup_key", "default_lexicon_pa
 
 #: The entry kinds, in a fixed order.
 KINDS: tuple[str, ...] = ("diagnosis", "drug", "organism", "procedure")
+#: How many ``(term, kind, limit)`` sibling lists :meth:`Lexicon.siblings` keeps.
+SIBLING_CACHE_SIZE = 4096
 
 _QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-",
                          "\u2014": "-", "\u2010": "-", "\u2011": "-", "\u00a0": " "})
@@ -125,6 +128,7 @@ class Lexicon:
         self._group_index: dict[str, list[int]] | None = None
         self._index_lock = threading.Lock()
         self._name_keys: dict[int, tuple[str, frozenset[str]]] = {}  # entry index -> (name key, its words)
+        self._sibling_cache: OrderedDict[tuple[str, str, int], tuple[str, ...]] = OrderedDict()
 
     # ----------------------------------------------------------------------------------------------- load
     @classmethod
@@ -217,8 +221,32 @@ class Lexicon:
 
         Returns ``[]`` when ``term`` is not a known ``kind`` term. The term's own concept, its synonyms and
         names that only add or drop words of it ("pancreatitis" for "acute pancreatitis") are excluded.
+        Results are kept for the :data:`SIBLING_CACHE_SIZE` most recent ``(term, kind, limit)`` (clinical
+        notes repeat their diagnoses and drugs; :meth:`clear_caches` empties it).
         """
-        return [entry.name for entry, _ in self.sibling_entries(term, kind, limit)]
+        key = (term, kind, limit)
+        with self._index_lock:
+            cached = self._sibling_cache.get(key)
+            if cached is not None:
+                self._sibling_cache.move_to_end(key)
+                return list(cached)
+        names = tuple(entry.name for entry, _ in self.sibling_entries(term, kind, limit))
+        with self._index_lock:
+            self._sibling_cache[key] = names
+            if len(self._sibling_cache) > SIBLING_CACHE_SIZE:
+                self._sibling_cache.popitem(last=False)
+        return list(names)
+
+    @classmethod
+    def clear_default_caches(cls) -> None:
+        """:meth:`clear_caches` on the packaged lexicon, if it has been loaded (never loads it)."""
+        if cls._default is not None:
+            cls._default.clear_caches()
+
+    def clear_caches(self) -> None:
+        """Forget cached sibling lists (benchmarks call this so that repeated passes do not flatter them)."""
+        with self._index_lock:
+            self._sibling_cache.clear()
 
     def sibling_entries(self, term: str, kind: str, limit: int = 10) -> list[tuple[LexiconEntry, float]]:
         """Like :meth:`siblings`, with the entries and their closeness scores (higher is closer)."""

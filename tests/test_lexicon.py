@@ -246,3 +246,21 @@ def test_curated_procedures_have_groups_and_acronyms() -> None:
 
 def test_kinds_constant() -> None:
     assert KINDS == ("diagnosis", "drug", "organism", "procedure")
+
+
+def test_sibling_lists_are_cached_as_copies_bounded_and_clearable(monkeypatch) -> None:
+    import medcorr.lexicon as lexicon_module
+
+    lex = Lexicon.load()
+    lex.clear_caches()
+    first = lex.siblings("pneumonia", "diagnosis", limit=10)
+    first.append("not a sibling")
+    again = lex.siblings("pneumonia", "diagnosis", limit=10)
+    assert "not a sibling" not in again and again == first[:-1]
+    assert again == [e.name for e, _ in lex.sibling_entries("pneumonia", "diagnosis", limit=10)]
+    monkeypatch.setattr(lexicon_module, "SIBLING_CACHE_SIZE", 2)
+    for term in ("asthma", "metformin", "lisinopril"):
+        lex.siblings(term, "diagnosis" if term == "asthma" else "drug", limit=5)
+    assert len(lex._sibling_cache) == 2
+    Lexicon.clear_default_caches()
+    assert not lex._sibling_cache
