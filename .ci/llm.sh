@@ -34,7 +34,11 @@ if have_server; then
 else
     echo "llm.sh: installing llama-cpp-python[server] (source build, up to ${LIMIT}s)"
     start=$(date +%s)
-    if timeout "$LIMIT" nice -n 10 "$PY" -m pip install --quiet --disable-pip-version-check 'llama-cpp-python[server]'; then
+    # A portable build: with GGML_NATIVE (the default) llama.cpp compiles for whatever the build CPU
+    # advertises, and on a VM that advertises AMX without enabling it the server died with SIGILL on its
+    # first chat completion. --no-cache-dir so that a wheel cached from a native build is never reused.
+    if CMAKE_ARGS="${CMAKE_ARGS:--DGGML_NATIVE=OFF}" timeout "$LIMIT" nice -n 10 "$PY" -m pip install --quiet \
+        --disable-pip-version-check --no-cache-dir 'llama-cpp-python[server]'; then
         echo "llm.sh: llama-cpp-python[server] installed in $(( $(date +%s) - start ))s"
     else
         echo "llm.sh: WARNING: could not install llama-cpp-python[server] (failed or timed out after $(( $(date +%s) - start ))s); tests marked llm will be skipped"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import json
 import os
 import socket
 import subprocess
@@ -82,6 +83,31 @@ def wait_ready(base_url: str, process: subprocess.Popen | None, timeout_s: float
     raise RuntimeError(f"llama_cpp.server not ready after {timeout_s:.0f}s")
 
 
+SIGILL_CODES = (-4, 132)  # killed by SIGILL (Popen reports -signal; a shell reports 128 + signal)
+
+
+def first_completion_problem(server: LLMServer, process: subprocess.Popen) -> str | None:
+    """Send one tiny chat completion: None when it is answered, else why not.
+
+    A llama.cpp build can answer ``/models`` and still die on its first completion, when it was compiled
+    for CPU instructions this machine does not run (SIGILL), so readiness alone is not enough.
+    """
+    body = json.dumps({"model": server.model, "messages": [{"role": "user", "content": "Say OK."}],
+                       "max_tokens": 2, "temperature": 0}).encode()
+    request = urllib.request.Request(f"{server.base_url}/chat/completions", data=body,
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            response.read()
+            return None
+    except (urllib.error.URLError, OSError) as error:
+        try:
+            process.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            return f"llama_cpp.server did not answer a chat completion ({type(error).__name__})"
+        return f"llama_cpp.server died on its first chat completion (exit code {process.returncode})"
+
+
 def start_llama_server(gguf: Path, log_path: Path) -> tuple[subprocess.Popen, LLMServer]:
     """Start ``python -m llama_cpp.server`` on a free port and wait until it answers."""
     port = free_port()
@@ -141,6 +167,15 @@ def llm_server() -> Iterator[LLMServer]:
     except RuntimeError as error:
         tail = log_path.read_text(errors="replace")[-2000:] if log_path.exists() else ""
         pytest.fail(f"{error}\n--- server log tail ---\n{tail}")
+    problem = first_completion_problem(server, process)
+    if problem and process.returncode in SIGILL_CODES:
+        stop(process)
+        pytest.skip(f"{problem}: this llama-cpp-python build uses CPU instructions this machine does not run "
+                    "(rebuild it portably: CMAKE_ARGS=-DGGML_NATIVE=OFF bash .ci/llm.sh)")
+    if problem:
+        stop(process)
+        tail = log_path.read_text(errors="replace")[-2000:] if log_path.exists() else ""
+        pytest.fail(f"{problem}\n--- server log tail ---\n{tail}")
     try:
         yield server
     finally:
