@@ -14,8 +14,9 @@ together):
   end a sentence when the next word starts with a capital letter, a digit or an opening bracket / quote;
   closing brackets and quotes stay with the sentence they close. A lower-case next word continues it
   (``500 mg p.o. t.i.d.``).
-* A blank line always ends a sentence. A single line break ends one before a capitalised word, a digit or
-  a list bullet, and after a line that ends with a colon; before a lower-case word it is a wrapped line.
+* A blank line always ends a sentence. A single line break ends one after a sentence-final mark or a colon,
+  and before a capitalised word, a digit or a list bullet; otherwise (a lower-case word after a line that
+  ends mid-sentence) it is a wrapped line.
 
 :class:`ClinicalSentencizer` is also a spaCy component (``nlp.add_pipe("medcorr_sentencizer")``), a drop-in
 for ``medspacy_pyrush`` in pipelines that need speed.
