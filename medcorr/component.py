@@ -170,12 +170,13 @@ class MedcorrComponent(Pipe):
     @property
     def sentencizer(self):
         """The splitter for Docs that arrive without sentence boundaries (``sentencizer`` setting)."""
-        if self._sentencizer is None and self.cfg.get("sentencizer", "medcorr") == "medcorr":
-            self._sentencizer = ClinicalSentencizer(self.nlp)
-        elif self._sentencizer is None:
-            from PyRuSH import PyRuSHSentencizer
+        if self._sentencizer is None:
+            if self.cfg["sentencizer"] == "pyrush":
+                from PyRuSH import PyRuSHSentencizer
 
-            self._sentencizer = PyRuSHSentencizer(self.nlp)
+                self._sentencizer = PyRuSHSentencizer(self.nlp)
+            else:
+                self._sentencizer = ClinicalSentencizer(self.nlp)
         return self._sentencizer
 
     @property

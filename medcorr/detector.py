@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -163,7 +163,7 @@ def _no_token_prediction(n_sentences: int) -> NotePrediction:
 
 def run_in_batches(encoder: NoteEncoder, windows: Sequence[Window], batch_size: int,
                    run_batch: Callable[[Batch], tuple[np.ndarray, np.ndarray]], max_padding: float | None = None,
-                   map_batches: Callable[..., Iterable[tuple[np.ndarray, np.ndarray]]] = map,
+                   map_batches: Callable[..., Iterable[Any]] = map,
                    ) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
     """Length-bucket windows, run ``run_batch`` on each padded batch, and strip the padding again.
 
@@ -173,7 +173,8 @@ def run_in_batches(encoder: NoteEncoder, windows: Sequence[Window], batch_size: 
     """
     segment_logits: dict[int, np.ndarray] = {}
     token_logits: dict[int, np.ndarray] = {}
-    batches = (encoder.collate([windows[i] for i in bucket]) for bucket in length_buckets(windows, batch_size, max_padding))
+    batches = (encoder.collate([windows[i] for i in bucket])
+               for bucket in length_buckets(windows, batch_size, max_padding))
 
     def run(batch: Batch) -> tuple[Batch, tuple[np.ndarray, np.ndarray]]:
         return batch, run_batch(batch)
@@ -250,7 +251,9 @@ class OnnxDetector:
         self.concurrent_calls = resolve_concurrent_calls(concurrent_calls, self.batch_size, self.providers,
                                                          self.num_threads or available_cores())
         self._session = None
-        self._pool: ThreadPoolExecutor | None = None
+        # threads start on first use; one-call detectors never get a pool
+        self._pool = (ThreadPoolExecutor(self.concurrent_calls, thread_name_prefix="medcorr-onnx")
+                      if self.concurrent_calls > 1 else None)
 
     @staticmethod
     def _read_meta(model_dir: Path) -> dict[str, Any]:
@@ -290,14 +293,9 @@ class OnnxDetector:
 
     def run_windows(self, windows: Sequence[Window]) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
         """Run the model over windows in length-bucketed batches; logits keyed by ``id(window)``."""
+        # the pool's map keeps the order and runs ``concurrent_calls`` at once (onnxruntime drops the GIL)
         return run_in_batches(self.encoder, windows, self.batch_size, self.run_batch, self.max_padding,
-                              self._map if self.concurrent_calls > 1 else map)
-
-    def _map(self, function: Callable[[Batch], Any], batches: Iterable[Batch]) -> Iterator[Any]:
-        """``map`` over ``concurrent_calls`` worker threads, results in order (onnxruntime drops the GIL)."""
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.concurrent_calls, thread_name_prefix="medcorr-onnx")
-        return self._pool.map(function, batches)
+                              self._pool.map if self._pool is not None else map)
 
     def run_batch(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
         """One onnxruntime call: ``(segment_logits, token_logits)``."""

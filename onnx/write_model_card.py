@@ -73,7 +73,7 @@ def _mean(rows: list[dict], key: str) -> float:
 
 def swaps_line(summary: dict, swaps: dict) -> str:
     """The synthetic-swap lever against the shipped recipe on the same test folds (paired by fold)."""
-    folds = [row for row in swaps["per_fold"]]
+    folds = swaps["per_fold"]
     done = {row["fold"] for row in folds}
     base = [row for row in summary["per_fold"] if row["fold"] in done]
     real = [row["torch_fp32"] for row in folds]
