@@ -2,7 +2,7 @@
 import numpy as np
 
 from medcorr.detector import OnnxDetector, default_model_dir
-from medcorr.ort_cache import CACHE_ENV, cache_dir
+from medcorr.ort_cache import CACHE_ENV, cache_dir, disabled_optimizers
 
 NOTES = [
     ("Fever and cough for three days. Chest x-ray shows a right lower lobe consolidation. "
@@ -51,3 +51,13 @@ def test_empty_setting_disables_and_default_is_a_user_cache_dir(monkeypatch):
 
 def test_unwritable_cache_dir_still_gives_a_session(monkeypatch):
     assert len(_outputs(monkeypatch, "/proc/medcorr-cannot-write-here")) == 2 * len(NOTES)
+
+
+def test_cpu_graph_keeps_layer_norm_unfused(monkeypatch, tmp_path):
+    """The cached CPU graph has no SkipLayerNormalization (its CPU kernel is ~9x slower than LayerNorm)."""
+    import onnx
+
+    _outputs(monkeypatch, str(tmp_path))
+    ops = {node.op_type for node in onnx.load(str(next(tmp_path.glob("*.onnx")))).graph.node}
+    assert "LayerNormalization" in ops and "SkipLayerNormalization" not in ops
+    assert disabled_optimizers(["CUDAExecutionProvider", "CPUExecutionProvider"]) == []
