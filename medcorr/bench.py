@@ -12,7 +12,10 @@ and the same thread count, after a warm-up:
   pipeline);
 * cold start: seconds from ``import spacy`` to the first finished note, in a fresh interpreter;
 * the model's FLOPs per token (from the ONNX graph) and the fraction of the machine's matrix-multiply rate
-  (measured in the same run with onnxruntime) that the detector achieves.
+  (measured in the same run with onnxruntime) that the detector achieves;
+* where the int8 detector's time goes: onnxruntime's kernel times by op class (int8 matmuls, attention
+  matmuls, softmax, layer norm, GELU, the rest) over a sample of notes, and the matmul fraction it would
+  reach if only its int8 matmuls took time.
 
 Each variant runs in its own subprocess, so that its peak RSS is its own and one variant's allocations or
 thread pools do not slow the next. Neither runtime busy-waits: onnxruntime runs with ``allow_spinning=0``
@@ -47,6 +50,20 @@ GIB = 1024 * MIB
 # (M, K, N) of the matrix-multiply rate probes: a large square-ish product and the MiniLM FFN shape.
 MATMUL_SHAPES: tuple[tuple[int, int, int], ...] = ((4096, 1024, 1024), (4096, 384, 1536))
 MATMUL_MIN_SECONDS = 0.3  # per shape and dtype: at least 5 runs and this long; the median run counts
+PROFILE_MAX_NOTES = 64  # notes whose windows the int8 op-time profile runs (evenly spaced)
+PROFILE_WARMUP_CALLS = 3  # model calls before the profiled ones (their events are dropped)
+#: onnxruntime op types by what they compute, for the int8 detector's op-time profile (the rest: elementwise
+#: and shape ops such as Add, Transpose, Reshape, Cast).
+OP_CLASSES: dict[str, frozenset[str]] = {
+    "int8 matmul (weights, with activation quantization)": frozenset({
+        "DynamicQuantizeMatMul", "MatMulIntegerToFloat", "MatMulInteger", "DynamicQuantizeLinear", "QAttention"}),
+    "fp32 matmul (attention scores and values)": frozenset({"MatMul", "FusedMatMul", "Gemm"}),
+    "softmax": frozenset({"Softmax"}),
+    "layer norm": frozenset({"LayerNormalization", "SkipLayerNormalization", "EmbedLayerNormalization"}),
+    "gelu": frozenset({"Gelu", "BiasGelu", "FastGelu", "Erf"}),
+}
+OTHER_OPS = "elementwise and shape ops"
+INT8_MATMUL_CLASS = next(iter(OP_CLASSES))
 VARIANT_LABELS = {
     "onnx_int8": "ONNX int8 (shipped)",
     "onnx_int8_batched": "ONNX int8, one call per batch of notes (padded)",
@@ -339,6 +356,9 @@ def benchmark(notes_csv: str | None, model_dir: str | None, checkpoint: str | No
         _progress(f"{VARIANT_LABELS[name]}: warm-up, {repeat} timed pass(es){latency}")
         variants[name] = _run_worker({"kind": "detector", "variant": name, **common, **extra, **payload})
 
+    _progress(f"op-time profile of the int8 detector (at most {PROFILE_MAX_NOTES} notes)")
+    profile = _run_worker({"kind": "profile", **common, **payload})
+
     pipelines: dict[str, dict[str, Any]] = {}
     for name in ("medspacy", "medspacy_fast", "blank"):
         _progress(f"{PIPELINE_LABELS[name]}: warm-up and {repeat} timed pass(es)"
@@ -362,6 +382,7 @@ def benchmark(notes_csv: str | None, model_dir: str | None, checkpoint: str | No
     for variant in variants.values():
         variant.get("stats", {}).pop("window_lengths", None)
     _add_efficiency(variants, flops, matmul)
+    _add_profile_bound(profile, variants["onnx_int8"])
     report = {
         "machine": {
             "cpu": _cpu_model(), "cores": os.cpu_count(), "usable_cores": _available_cores(),
@@ -377,6 +398,7 @@ def benchmark(notes_csv: str | None, model_dir: str | None, checkpoint: str | No
         "cold_start": cold,
         "flops": flops,
         "matmul": matmul,
+        "int8_profile": profile,
         "targets": evaluate_targets(variants, pipelines, cold),
         "notes": skipped + _notes_of(matmul, flops, pipelines, cold),
     }
@@ -542,6 +564,13 @@ def _add_efficiency(variants: dict[str, dict[str, Any]], flops: dict[str, Any], 
         variant["matmul_fraction"] = achieved / (rate * 1e9) if rate else None
 
 
+def _add_profile_bound(profile: dict[str, Any], int8: dict[str, Any]) -> None:
+    """The int8 matmul fraction the detector would reach if every op but its int8 matmuls took no time."""
+    share = profile.get("shares", {}).get(INT8_MATMUL_CLASS) if profile.get("status") == "ok" else None
+    fraction = int8.get("matmul_fraction")
+    profile["matmul_fraction_if_only_int8_matmuls"] = fraction / share if share and fraction else None
+
+
 def _ratio(numerator: float | None, denominator: float | None) -> float | None:
     return numerator / denominator if numerator and denominator else None
 
@@ -652,6 +681,7 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"Matrix-multiply rate measured in this run with onnxruntime ({settings['threads']} thread(s), best of "
             f"{', '.join('×'.join(map(str, s)) for s in matmul['shapes'])}): int8 (DynamicQuantizeMatMul) "
             f"{_fmt(matmul['int8_gflops_per_s'])} GFLOP/s, fp32 (MatMul) {_fmt(matmul['fp32_gflops_per_s'])} GFLOP/s.")
+    lines += _profile_lines(report.get("int8_profile", {}))
     lines += ["", "| Target | measured | target | met |", "|---|---:|---:|:---:|"]
     for target in report["targets"].values():
         met = {True: "yes", False: "**no**", None: "not measured"}[target["met"]]
@@ -659,6 +689,21 @@ def render_markdown(report: dict[str, Any]) -> str:
     if report["notes"]:
         lines += [""] + [f"- {note}" for note in report["notes"]]
     return "\n".join(lines)
+
+
+def _profile_lines(profile: dict[str, Any]) -> list[str]:
+    if profile.get("status") != "ok" or not profile.get("shares"):
+        return [] if not profile else ["", f"int8 op-time profile: {profile.get('status')}: {profile.get('note', '')}"]
+    bound = profile.get("matmul_fraction_if_only_int8_matmuls")
+    lines = ["", f"Where the int8 detector's time goes (onnxruntime kernel times, {profile['windows']} windows of "
+                 f"{profile['notes']} notes, one call at a time, {profile['threads_per_call']} thread(s) per call as "
+                 f"the detector runs them; {_fmt(profile['kernel_ms_per_window'], 2)} ms of kernels per window):",
+             "", "| ops | share of kernel time |", "|---|---:|"]
+    lines += [f"| {name} | {_fmt(100 * share)}% |" for name, share in profile["shares"].items()]
+    if bound is not None:
+        lines += ["", f"If every op but the int8 matmuls took no time, the detector would reach {_fmt(100 * bound)}% "
+                      "of the measured int8 matmul rate."]
+    return lines
 
 
 # ========================================================================================= workers
@@ -695,12 +740,12 @@ def _warmup_notes(notes: Sequence[tuple[str, Any]], batch_size: int) -> list[tup
     return sorted(notes, key=lambda note: len(note[0]), reverse=True)[:batch_size]
 
 
-def _latency_sample(notes: Sequence[Any]) -> list[Any]:
-    """At most :data:`LATENCY_MAX_NOTES` notes, evenly spaced over the set (all of them when fewer)."""
-    if len(notes) <= LATENCY_MAX_NOTES:
+def _evenly_spaced(notes: Sequence[Any], most: int) -> list[Any]:
+    """At most ``most`` notes, evenly spaced over the set (all of them when fewer)."""
+    if len(notes) <= most:
         return list(notes)
-    step = len(notes) / LATENCY_MAX_NOTES
-    return [notes[int(i * step)] for i in range(LATENCY_MAX_NOTES)]
+    step = len(notes) / most
+    return [notes[int(i * step)] for i in range(most)]
 
 
 def _workload(encoder: Any, notes: Sequence[tuple[str, Any]], batch_size: int, window_batch: int) -> dict[str, Any]:
@@ -767,7 +812,7 @@ def _detector_worker(spec: dict[str, Any]) -> dict[str, Any]:
     label = VARIANT_LABELS[variant]
     predict(_warmup_notes(notes, batch_size))
     times = _time_passes(label, predict, notes, batch_size, repeat)
-    sample = _latency_sample(notes)
+    sample = _evenly_spaced(notes, LATENCY_MAX_NOTES)
     passes = min(repeat, max(1, math.ceil(LATENCY_MIN_SAMPLES / len(sample)))) if spec.get("latency", True) else 0
     latencies: list[float] = []
     ticker = _Ticker(f"{label} latency", passes * len(sample))
@@ -788,6 +833,62 @@ def _detector_worker(spec: dict[str, Any]) -> dict[str, Any]:
                        "mean": statistics.fmean(latencies), "samples": len(latencies)} if latencies else None,
         "peak_rss_bytes": _peak_rss_bytes(), "stats": stats,
     }
+
+
+def _profile_worker(spec: dict[str, Any]) -> dict[str, Any]:
+    """Where the int8 detector's time goes: onnxruntime's per-op kernel times over the windows of a sample
+    of notes, one call at a time with the detector's threads per call and graph optimizations."""
+    import tempfile
+
+    import onnxruntime as ort
+
+    from medcorr.detector import CPU, OnnxDetector, run_in_batches
+    from medcorr.ort_cache import disabled_optimizers, session_options
+
+    detector = OnnxDetector(spec["model_dir"], batch_size=spec["window_batch"], num_threads=spec["threads"])
+    threads_per_call = max(1, (spec["threads"] or 1) // detector.concurrent_calls)
+    notes = _evenly_spaced([(text, [tuple(s) for s in spans]) for text, spans in spec["notes"]], PROFILE_MAX_NOTES)
+    windows = [w for ws in detector.encoder.encode_notes(notes) for w in ws]
+    with tempfile.TemporaryDirectory(prefix="medcorr-profile-") as directory:
+        options = session_options(ort, threads_per_call)
+        options.enable_profiling = True
+        options.profile_file_prefix = str(Path(directory) / "int8")
+        session = ort.InferenceSession(str(detector.model_dir / detector.model_file), options, providers=[CPU],
+                                       disabled_optimizers=disabled_optimizers([CPU]))
+        feed = detector.encoder.collate(windows[:1])
+        for _ in range(PROFILE_WARMUP_CALLS):
+            session.run(None, {"input_ids": feed.input_ids, "attention_mask": feed.attention_mask,
+                               "segment_mask": feed.segment_mask})
+
+        def run_batch(batch: Any) -> tuple[Any, Any]:
+            outputs = session.run(None, {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask,
+                                         "segment_mask": batch.segment_mask})
+            return outputs[0], outputs[1]
+
+        run_in_batches(detector.encoder, windows, detector.batch_size, run_batch)
+        events = json.loads(Path(session.end_profiling()).read_text(encoding="utf-8"))
+    kernel_us = op_class_times(events, skip_runs=PROFILE_WARMUP_CALLS)
+    total = sum(kernel_us.values())
+    return {"status": "ok", "windows": len(windows), "notes": len(notes), "threads_per_call": threads_per_call,
+            "kernel_ms_per_window": total / 1000 / len(windows) if windows else None,
+            "shares": {name: us / total for name, us in kernel_us.items()} if total else {}}
+
+
+def op_class_times(events: Sequence[dict[str, Any]], skip_runs: int = 0) -> dict[str, float]:
+    """Kernel microseconds per :data:`OP_CLASSES` class in an onnxruntime profile, leaving out the node
+    events of its first ``skip_runs`` model runs (warm-up)."""
+    run_ends = sorted(e["ts"] + e["dur"] for e in events if e.get("cat") == "Session" and e.get("name") == "model_run")
+    after = run_ends[skip_runs - 1] if 0 < skip_runs <= len(run_ends) else float("-inf")
+    times = {name: 0.0 for name in (*OP_CLASSES, OTHER_OPS)}
+    for event in events:
+        if event.get("cat") != "Node" or not str(event.get("name", "")).endswith("_kernel_time"):
+            continue
+        if event["ts"] <= after:
+            continue
+        op = event.get("args", {}).get("op_name", "")
+        name = next((name for name, ops in OP_CLASSES.items() if op in ops), OTHER_OPS)
+        times[name] += float(event["dur"])
+    return times
 
 
 def _safe_error(error: BaseException) -> str:
@@ -922,6 +1023,7 @@ def _matmul_worker(spec: dict[str, Any]) -> dict[str, Any]:
 
 WORKERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "detector": _detector_worker, "pipeline": _pipeline_worker, "matmul": _matmul_worker,
+    "profile": _profile_worker,
 }
 
 

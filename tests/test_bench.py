@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from medcorr.bench import TARGETS, _percentile, load_notes, model_flops, render_markdown
+from medcorr.bench import (INT8_MATMUL_CLASS, OTHER_OPS, TARGETS, _percentile, load_notes, model_flops,
+                           op_class_times, render_markdown)
 from medcorr.cli import UsageError
 from medcorr.detector import MODEL_FILE, default_model_dir
 
@@ -88,6 +89,28 @@ def test_flops_matmul_and_targets(report):
     assert report["targets"]["int8_matmul_fraction"]["value"] == pytest.approx(int8["matmul_fraction"])
 
 
+def test_int8_profile_shares_and_bound(report):
+    profile, int8 = report["int8_profile"], report["detector"]["onnx_int8"]
+    assert profile["status"] == "ok" and profile["notes"] == LIMIT and profile["windows"] >= LIMIT
+    assert profile["threads_per_call"] >= 1 and profile["kernel_ms_per_window"] > 0
+    assert sum(profile["shares"].values()) == pytest.approx(1.0)
+    assert profile["shares"][INT8_MATMUL_CLASS] > 0.05  # the shipped model is int8: its weight matmuls show up
+    assert profile["matmul_fraction_if_only_int8_matmuls"] == pytest.approx(
+        int8["matmul_fraction"] / profile["shares"][INT8_MATMUL_CLASS])
+
+
+def test_op_class_times_drop_warmup_runs_and_classify_by_op():
+    def node(op: str, ts: int, dur: int) -> dict:
+        return {"cat": "Node", "name": f"n_{op}_kernel_time", "ts": ts, "dur": dur, "args": {"op_name": op}}
+
+    events = [node("MatMulInteger", 1, 1000), {"cat": "Session", "name": "model_run", "ts": 0, "dur": 10},
+              node("DynamicQuantizeMatMul", 20, 30), node("Softmax", 25, 5), node("Transpose", 26, 7),
+              {"cat": "Session", "name": "model_run", "ts": 15, "dur": 20}, node("Where", 40, 1)]
+    times = op_class_times(events, skip_runs=1)
+    assert times[INT8_MATMUL_CLASS] == 30 and times["softmax"] == 5 and times[OTHER_OPS] == 8
+    assert op_class_times(events)[INT8_MATMUL_CLASS] == 1030
+
+
 def test_end_to_end_and_cold_start(report):
     for name, pipeline in report["end_to_end"].items():
         assert pipeline["status"] in ("ok", "error"), name
@@ -116,7 +139,7 @@ def test_end_to_end_and_cold_start(report):
 def test_markdown_names_the_machine_and_every_row(report):
     text = render_markdown({k: v for k, v in report.items() if not k.startswith("_")})
     assert report["machine"]["cpu"] in text and f"{report['machine']['usable_cores']} cores" in text
-    for label in ("ONNX int8", "ONNX fp32", "PyTorch fp32", "nlp.pipe", "Cold start", "Target"):
+    for label in ("ONNX int8", "ONNX fp32", "PyTorch fp32", "nlp.pipe", "Cold start", "Target", "time goes"):
         assert label in text
     assert "|---" in text
 
