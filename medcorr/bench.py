@@ -18,7 +18,9 @@ and the same thread count, after a warm-up:
   reach if only its int8 matmuls took time.
 
 Each variant runs in its own subprocess, so that its peak RSS is its own and one variant's allocations or
-thread pools do not slow the next. Neither runtime busy-waits: onnxruntime runs with ``allow_spinning=0``
+thread pools do not slow the next. The ``--repeat`` passes are rounds: each round runs every measurement
+once, so a machine whose speed drifts over minutes (a shared VM) slows all of a round's measurements
+alike and the ratios of the medians hold. Neither runtime busy-waits: onnxruntime runs with ``allow_spinning=0``
 (the detector's setting) and PyTorch with ``OMP_WAIT_POLICY=PASSIVE`` unless the environment sets it.
 Note text never reaches the output: only counts and timings do.
 """
@@ -78,6 +80,7 @@ PIPELINE_LABELS = {
 }
 
 
+PIPELINES = ("medspacy", "medspacy_fast", "blank")
 COLD_START_LABELS = {
     "default": "default pipeline (blank English + medcorr), this environment",
     "default_runtime": "default pipeline, runtime install (torch not importable)",
@@ -131,7 +134,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--limit", type=int, default=0, metavar="N", help="use only the first N notes (0 = all)")
     parser.add_argument("--json", action="store_true", help="print one JSON object with every figure and target")
     parser.add_argument("--repeat", type=int, default=DEFAULT_REPEAT, metavar="N",
-                        help=f"timed passes per measurement; the median is reported (default {DEFAULT_REPEAT})")
+                        help=f"rounds, each with one timed pass of every measurement in turn; the median is "
+                             f"reported (default {DEFAULT_REPEAT})")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE, metavar="N",
                         help=f"notes per batch, for every variant and nlp.pipe (default {DEFAULT_BATCH_SIZE})")
     parser.add_argument("--window-batch", type=int, default=0, metavar="N",
@@ -331,9 +335,6 @@ def benchmark(notes_csv: str | None, model_dir: str | None, checkpoint: str | No
     skipped: list[str] = []
     load_before = _load_average()
 
-    _progress("matrix-multiply rate (onnxruntime int8 and fp32)")
-    matmul = _run_worker({"kind": "matmul", "threads": threads})
-
     variants: dict[str, dict[str, Any]] = {}
     plan: list[tuple[str, dict[str, Any] | None, str | None]] = [
         ("onnx_int8", {"model_file": MODEL_FILE}, None),
@@ -351,31 +352,49 @@ def benchmark(notes_csv: str | None, model_dir: str | None, checkpoint: str | No
         if extra is None:
             variants[name] = {"status": "skipped", "note": reason}
             skipped.append(f"{VARIANT_LABELS[name]}: skipped, {reason}")
-            continue
-        latency = ", per-note latency" if extra.get("latency", True) else ""
-        _progress(f"{VARIANT_LABELS[name]}: warm-up, {repeat} timed pass(es){latency}")
-        variants[name] = _run_worker({"kind": "detector", "variant": name, **common, **extra, **payload})
+    measured = [(name, extra) for name, extra, _ in plan if extra is not None]
 
-    _progress(f"op-time profile of the int8 detector (at most {PROFILE_MAX_NOTES} notes)")
-    profile = _run_worker({"kind": "profile", **common, **payload})
-
-    pipelines: dict[str, dict[str, Any]] = {}
-    for name in ("medspacy", "medspacy_fast", "blank"):
-        _progress(f"{PIPELINE_LABELS[name]}: warm-up and {repeat} timed pass(es)"
-                  + (" (medspaCy alone first)" if name == "medspacy" else ""))
-        pipelines[name] = _run_worker({"kind": "pipeline", "pipeline": name, **common, **payload})
-    pipelines["medspacy_only"] = pipelines["medspacy"].pop(
-        "medspacy_only", {"status": "error", "note": "medspaCy pipeline not measured"})
-    with_generator = pipelines["medspacy"].get("generator") != "none"
-
-    _progress("matrix-multiply rate again (the best of both measurements is the machine's rate)")
-    matmul = _best_matmul(matmul, _run_worker({"kind": "matmul", "threads": threads}))
-
-    cold: dict[str, dict[str, Any]] = {}
+    matmuls: list[dict[str, Any]] = []
+    profile: dict[str, Any] = {}
+    rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in [*(n for n, _ in measured), *PIPELINES]}
+    cold_rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in COLD_START_LABELS}
     first_note = notes[0][0]
-    for name in ("default", "default_runtime", "medspacy"):
-        _progress(f"cold start ({name} pipeline), {repeat} fresh interpreter(s)")
-        cold[name] = _cold_start(name, first_note, model_dir, repeat, with_generator)
+    for r in range(repeat):
+        # one timed pass of everything per round: a machine whose speed drifts over minutes slows every
+        # measurement of a round alike, so the ratios of medians hold
+        _progress(f"round {r + 1}/{repeat}: matrix-multiply rate (onnxruntime int8 and fp32)")
+        matmuls.append(_run_worker({"kind": "matmul", "threads": threads}))
+        for name, extra in measured:
+            latency = extra.get("latency", True) and r == 0
+            _progress(f"round {r + 1}/{repeat}: {VARIANT_LABELS[name]}: warm-up, one timed pass"
+                      + (", per-note latency" if latency else ""))
+            rounds[name].append(_run_worker({"kind": "detector", "variant": name, **common, **extra, **payload,
+                                             "repeat": 1, "latency": latency}))
+        if r == 0:
+            _progress(f"op-time profile of the int8 detector (at most {PROFILE_MAX_NOTES} notes)")
+            profile = _run_worker({"kind": "profile", **common, **payload})
+        for name in PIPELINES:
+            _progress(f"round {r + 1}/{repeat}: {PIPELINE_LABELS[name]}: warm-up, one timed pass"
+                      + (" (medspaCy alone first)" if name == "medspacy" else ""))
+            rounds[name].append(_run_worker({"kind": "pipeline", "pipeline": name, **common, **payload, "repeat": 1}))
+        with_generator = rounds["medspacy"][0].get("generator") != "none"
+        for name in COLD_START_LABELS:
+            _progress(f"round {r + 1}/{repeat}: cold start ({name} pipeline), a fresh interpreter")
+            cold_rounds[name].append(_cold_start(name, first_note, model_dir, 1, with_generator))
+
+    sentences = sum(len(spans) for _, spans in notes)
+    for name, _ in measured:
+        variants[name] = merge_rounds(rounds[name], len(notes), sentences)
+    pipelines: dict[str, dict[str, Any]] = {name: merge_rounds(rounds[name], len(notes)) for name in PIPELINES}
+    pipelines["medspacy_only"] = merge_rounds(
+        [result.get("medspacy_only", {"status": "error", "note": "medspaCy pipeline not measured"})
+         for result in rounds["medspacy"]], len(notes))
+    for result in (pipelines["medspacy"], *rounds["medspacy"]):
+        result.pop("medspacy_only", None)
+    cold = {name: merge_cold_starts(runs) for name, runs in cold_rounds.items()}
+    matmul = matmuls[0]
+    for other in matmuls[1:]:
+        matmul = _best_matmul(matmul, other)
 
     stats = variants["onnx_int8"].get("stats", {})
     flops = model_flops(model_path / MODEL_FILE, stats.get("window_lengths", []))
@@ -406,7 +425,7 @@ def benchmark(notes_csv: str | None, model_dir: str | None, checkpoint: str | No
 
 
 def _best_matmul(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
-    """Per-dtype maximum of two matmul-rate measurements (other load only ever lowers a rate)."""
+    """Per-dtype maximum of matmul-rate measurements (other load only ever lowers a rate)."""
     if first.get("status") != "ok" or second.get("status") != "ok":
         return first if first.get("status") == "ok" else second
     best = dict(first)
@@ -414,7 +433,7 @@ def _best_matmul(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any
         best[key] = max(first[key], second[key])
     best["per_shape"] = {name: max(rate, second["per_shape"].get(name, 0.0))
                          for name, rate in first["per_shape"].items()}
-    best["measurements"] = 2
+    best["measurements"] = first.get("measurements", 1) + second.get("measurements", 1)
     return best
 
 
@@ -465,10 +484,49 @@ def _cold_start(pipeline: str, text: str, model_dir: str | None, repeat: int, wi
         runs.append(run)
     result: dict[str, Any] = {"status": "ok", "pipeline": pipeline, "runs": len(runs),
                               "generator": "none" if not with_generator else "default"}
-    for key in ("import_spacy_s", "build_s", "first_note_s", "total_s"):
-        result[key] = statistics.median(run[key] for run in runs)
+    median = _median_run(runs)
+    result.update({key: median[key] for key in ("import_spacy_s", "build_s", "first_note_s", "total_s")})
     result["all_total_s"] = [run["total_s"] for run in runs]
     return result
+
+
+def _median_run(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median ``total_s`` (the lower one of an even count), so its parts add up."""
+    ordered = sorted(runs, key=lambda run: run["total_s"])
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def merge_cold_starts(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One cold-start figure from per-round :func:`_cold_start` results: the median round's, all totals."""
+    failed = next((result for result in results if result.get("status") != "ok"), None)
+    if failed is not None:
+        return dict(failed)
+    merged = dict(_median_run(results))
+    merged["runs"] = sum(result["runs"] for result in results)
+    merged["all_total_s"] = [total for result in results for total in result["all_total_s"]]
+    return merged
+
+
+def merge_rounds(results: Sequence[dict[str, Any]], notes: int, sentences: int | None = None) -> dict[str, Any]:
+    """One figure per measurement from its per-round worker results: the median over every round's timed
+    passes, the largest peak RSS, the latency and workload of the first round (the first failure, if any)."""
+    failed = next((result for result in results if result.get("status") != "ok"), None)
+    if failed is not None:
+        return dict(failed)
+    merged = dict(results[0])
+    times = [seconds for result in results for seconds in result["seconds_all"]]
+    seconds = statistics.median(times)
+    merged.update({"seconds_all": times, "seconds_median": seconds, "notes_per_s": notes / seconds,
+                   "rounds": len(results)})
+    if sentences is not None:
+        merged["sentences_per_s"] = sentences / seconds
+    if "stats" in merged:
+        merged["tokens_per_s"] = merged["stats"]["tokens"] / seconds
+    rss = [result["peak_rss_bytes"] for result in results if result.get("peak_rss_bytes")]
+    merged["peak_rss_bytes"] = max(rss) if rss else None
+    if "wall_s" in merged:
+        merged["wall_s"] = sum(result.get("wall_s", 0.0) for result in results)
+    return merged
 
 
 COLD_START_CODE = r"""
@@ -627,8 +685,9 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"{_fmt(workload.get('tokens'), 0)} real tokens in {_fmt(workload.get('windows'), 0)} windows, "
         f"{_fmt(100 * workload['padding_fraction'] if workload.get('padding_fraction') is not None else None)}% "
         f"padding); batches of {settings['batch_size_notes']} notes, {settings.get('window_batch', '?')} "
-        f"window(s) per model call (the shipped variant and the pipelines); median of {settings['repeat']} timed "
-        f"pass(es) after a warm-up (one batch of the longest notes). Latency: each note run alone (a batch of "
+        f"window(s) per model call (the shipped variant and the pipelines); median of {settings['repeat']} round(s), each "
+        f"with one timed pass of every measurement (a fresh interpreter, after a warm-up on one batch of the longest "
+        f"notes), so that a drift in the machine's speed slows them alike. Latency: each note run alone (a batch of "
         f"one note), p50/p99 over the notes (at most {LATENCY_MAX_NOTES}, evenly spaced). Tokens/s and GFLOP/s "
         "count real tokens only; padding: the extra positions the batches computed. Peak RSS: the whole process "
         "of that measurement (each runs in a fresh interpreter).",
@@ -679,6 +738,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     if matmul.get("status") == "ok":
         lines.append(
             f"Matrix-multiply rate measured in this run with onnxruntime ({settings['threads']} thread(s), best of "
+            f"{matmul.get('measurements', 1)} measurement(s), one per round, and of "
             f"{', '.join('×'.join(map(str, s)) for s in matmul['shapes'])}): int8 (DynamicQuantizeMatMul) "
             f"{_fmt(matmul['int8_gflops_per_s'])} GFLOP/s, fp32 (MatMul) {_fmt(matmul['fp32_gflops_per_s'])} GFLOP/s.")
     lines += _profile_lines(report.get("int8_profile", {}))

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from medcorr.bench import (INT8_MATMUL_CLASS, OTHER_OPS, TARGETS, _percentile, load_notes, model_flops,
-                           op_class_times, render_markdown)
+from medcorr.bench import (INT8_MATMUL_CLASS, OTHER_OPS, TARGETS, _percentile, load_notes, merge_cold_starts,
+                           merge_rounds, model_flops, op_class_times, render_markdown)
 from medcorr.cli import UsageError
 from medcorr.detector import MODEL_FILE, default_model_dir
 
@@ -109,6 +109,30 @@ def test_op_class_times_drop_warmup_runs_and_classify_by_op():
     times = op_class_times(events, skip_runs=1)
     assert times[INT8_MATMUL_CLASS] == 30 and times["softmax"] == 5 and times[OTHER_OPS] == 8
     assert op_class_times(events)[INT8_MATMUL_CLASS] == 1030
+
+
+def test_rounds_merge_into_the_median_pass_and_the_largest_rss():
+    rounds = [{"status": "ok", "seconds_all": [2.0], "peak_rss_bytes": 100, "stats": {"tokens": 1000},
+               "latency_ms": {"p50": 5.0}, "wall_s": 3.0},
+              {"status": "ok", "seconds_all": [4.0], "peak_rss_bytes": 300, "latency_ms": None, "wall_s": 5.0},
+              {"status": "ok", "seconds_all": [1.0], "peak_rss_bytes": 200, "latency_ms": None, "wall_s": 2.0}]
+    merged = merge_rounds(rounds, notes=10, sentences=40)
+    assert merged["seconds_all"] == [2.0, 4.0, 1.0] and merged["seconds_median"] == 2.0
+    assert (merged["notes_per_s"], merged["sentences_per_s"], merged["tokens_per_s"]) == (5.0, 20.0, 500.0)
+    assert merged["peak_rss_bytes"] == 300 and merged["latency_ms"] == {"p50": 5.0}
+    assert merged["wall_s"] == 10.0 and merged["rounds"] == 3
+    failed = {"status": "error", "note": "boom"}
+    assert merge_rounds([rounds[0], failed], notes=10) == failed
+
+
+def test_cold_starts_merge_into_the_median_round_whose_parts_add_up():
+    def run(total: float) -> dict:
+        return {"status": "ok", "runs": 1, "import_spacy_s": total / 2, "build_s": total / 4,
+                "first_note_s": total / 4, "total_s": total, "all_total_s": [total]}
+
+    merged = merge_cold_starts([run(3.0), run(1.0), run(2.0)])
+    assert merged["total_s"] == 2.0 and merged["import_spacy_s"] + merged["build_s"] + merged["first_note_s"] == 2.0
+    assert merged["runs"] == 3 and merged["all_total_s"] == [3.0, 1.0, 2.0]
 
 
 def test_end_to_end_and_cold_start(report):
