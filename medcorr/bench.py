@@ -329,30 +329,14 @@ def benchmark(notes_csv: str | None, model_dir: str | None, checkpoint: str | No
         raise UsageError(f"--model-dir: not a medcorr model directory (no {META_FILE}): {model_path}")
     _progress("reading notes")
     notes, source = load_notes(notes_csv, limit)
+    sentences = sum(len(spans) for _, spans in notes)
     payload = {"notes": [[text, [list(s) for s in spans]] for text, spans in notes]}
     common = {"batch_size": batch_size, "window_batch": window_batch, "threads": threads, "repeat": repeat,
               "model_dir": str(model_path)}
-    skipped: list[str] = []
     load_before = _load_average()
 
-    variants: dict[str, dict[str, Any]] = {}
-    plan: list[tuple[str, dict[str, Any] | None, str | None]] = [
-        ("onnx_int8", {"model_file": MODEL_FILE}, None),
-        ("onnx_int8_batched", {"model_file": MODEL_FILE, "window_batch": batch_size, "latency": False}, None),
-    ]
-    fp32 = _fp32_file(model_path)
-    plan.append(("onnx_fp32", {"model_file": fp32.name} if fp32.is_file() else None,
-                 None if fp32.is_file() else f"no {fp32.name} in {model_path} (pass --model-dir of an export "
-                                                 "with keep_fp32, e.g. runs/default-model)"))
-    torch_reason = "no --checkpoint given" if not checkpoint else _torch_missing()
-    if checkpoint and not torch_reason and not (Path(checkpoint) / "detector.pt").is_file():
-        torch_reason = f"--checkpoint {checkpoint} has no detector.pt"
-    plan.append(("torch_fp32", {"checkpoint": checkpoint} if not torch_reason else None, torch_reason))
-    for name, extra, reason in plan:
-        if extra is None:
-            variants[name] = {"status": "skipped", "note": reason}
-            skipped.append(f"{VARIANT_LABELS[name]}: skipped, {reason}")
-    measured = [(name, extra) for name, extra, _ in plan if extra is not None]
+    measured, variants = _detector_plan(model_path, checkpoint, batch_size)
+    skipped = [f"{VARIANT_LABELS[name]}: skipped, {variant['note']}" for name, variant in variants.items()]
 
     matmuls: list[dict[str, Any]] = []
     profile: dict[str, Any] = {}
@@ -382,9 +366,9 @@ def benchmark(notes_csv: str | None, model_dir: str | None, checkpoint: str | No
             _progress(f"round {r + 1}/{repeat}: cold start ({name} pipeline), a fresh interpreter")
             cold_rounds[name].append(_cold_start(name, first_note, model_dir, 1, with_generator))
 
-    sentences = sum(len(spans) for _, spans in notes)
     for name, _ in measured:
         variants[name] = merge_rounds(rounds[name], len(notes), sentences)
+    variants = {name: variants[name] for name in VARIANT_LABELS if name in variants}  # the table's order
     pipelines: dict[str, dict[str, Any]] = {name: merge_rounds(rounds[name], len(notes)) for name in PIPELINES}
     pipelines["medspacy_only"] = merge_rounds(
         [result.get("medspacy_only", {"status": "error", "note": "medspaCy pipeline not measured"})
@@ -408,7 +392,7 @@ def benchmark(notes_csv: str | None, model_dir: str | None, checkpoint: str | No
             "platform": platform.platform(), "python": platform.python_version(), **_versions(),
             "load_average_before": load_before, "load_average_after": _load_average(),
         },
-        "settings": {"notes_source": source, "notes": len(notes), "sentences": sum(len(s) for _, s in notes),
+        "settings": {"notes_source": source, "notes": len(notes), "sentences": sentences,
                      "batch_size_notes": batch_size, "window_batch": window_batch, "threads": threads, "repeat": repeat,
                      "model_dir": str(model_path), "checkpoint": checkpoint},
         "workload": stats,
@@ -422,6 +406,28 @@ def benchmark(notes_csv: str | None, model_dir: str | None, checkpoint: str | No
         "notes": skipped + _notes_of(matmul, flops, pipelines, cold),
     }
     return report
+
+
+def _detector_plan(model_path: Path, checkpoint: str | None, batch_size: int
+                   ) -> tuple[list[tuple[str, dict[str, Any]]], dict[str, dict[str, Any]]]:
+    """The detector variants to measure (name, worker settings) and the skipped ones (name → status)."""
+    from medcorr.detector import MODEL_FILE
+
+    fp32 = _fp32_file(model_path)
+    torch_reason = "no --checkpoint given" if not checkpoint else _torch_missing()
+    if checkpoint and not torch_reason and not (Path(checkpoint) / "detector.pt").is_file():
+        torch_reason = f"--checkpoint {checkpoint} has no detector.pt"
+    plan: list[tuple[str, dict[str, Any] | None, str | None]] = [
+        ("onnx_int8", {"model_file": MODEL_FILE}, None),
+        ("onnx_int8_batched", {"model_file": MODEL_FILE, "window_batch": batch_size, "latency": False}, None),
+        ("onnx_fp32", {"model_file": fp32.name} if fp32.is_file() else None,
+         None if fp32.is_file() else f"no {fp32.name} in {model_path} (pass --model-dir of an export with "
+                                     "keep_fp32, e.g. runs/default-model)"),
+        ("torch_fp32", {"checkpoint": checkpoint} if not torch_reason else None, torch_reason),
+    ]
+    measured = [(name, extra) for name, extra, _ in plan if extra is not None]
+    skipped = {name: {"status": "skipped", "note": reason} for name, extra, reason in plan if extra is None}
+    return measured, skipped
 
 
 def _best_matmul(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
