@@ -353,7 +353,7 @@ def benchmark(notes_csv: str | None, model_dir: str | None, checkpoint: str | No
             _progress(f"round {r + 1}/{repeat}: {VARIANT_LABELS[name]}: warm-up, one timed pass"
                       + (", per-note latency" if latency else ""))
             rounds[name].append(_run_worker({"kind": "detector", "variant": name, **common, **extra, **payload,
-                                             "repeat": 1, "latency": latency}))
+                                             "repeat": 1, "latency": latency, "latency_repeat": repeat}))
         if r == 0:
             _progress(f"op-time profile of the int8 detector (at most {PROFILE_MAX_NOTES} notes)")
             profile = _run_worker({"kind": "profile", **common, **payload})
@@ -691,8 +691,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"{_fmt(workload.get('tokens'), 0)} real tokens in {_fmt(workload.get('windows'), 0)} windows, "
         f"{_fmt(100 * workload['padding_fraction'] if workload.get('padding_fraction') is not None else None)}% "
         f"padding); batches of {settings['batch_size_notes']} notes, {settings.get('window_batch', '?')} "
-        f"window(s) per model call (the shipped variant and the pipelines); median of {settings['repeat']} round(s), each "
-        f"with one timed pass of every measurement (a fresh interpreter, after a warm-up on one batch of the longest "
+        f"window(s) per model call (the shipped variant and the pipelines); median of {settings['repeat']} "
+        f"round(s), each with one timed pass of every measurement (a fresh interpreter, after a warm-up on one batch of the longest "
         f"notes), so that a drift in the machine's speed slows them alike. Latency: each note run alone (a batch of "
         f"one note), p50/p99 over the notes (at most {LATENCY_MAX_NOTES}, evenly spaced). Tokens/s and GFLOP/s "
         "count real tokens only; padding: the extra positions the batches computed. Peak RSS: the whole process "
@@ -879,7 +879,10 @@ def _detector_worker(spec: dict[str, Any]) -> dict[str, Any]:
     predict(_warmup_notes(notes, batch_size))
     times = _time_passes(label, predict, notes, batch_size, repeat)
     sample = _evenly_spaced(notes, LATENCY_MAX_NOTES)
-    passes = min(repeat, max(1, math.ceil(LATENCY_MIN_SAMPLES / len(sample)))) if spec.get("latency", True) else 0
+    # latency runs in one round only, with as many passes over the sample as the bench has rounds
+    passes = 0
+    if spec.get("latency", True):
+        passes = min(spec.get("latency_repeat", repeat), max(1, math.ceil(LATENCY_MIN_SAMPLES / len(sample))))
     latencies: list[float] = []
     ticker = _Ticker(f"{label} latency", passes * len(sample))
     for _ in range(passes):
