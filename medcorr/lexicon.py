@@ -60,7 +60,9 @@ _MIN_MESH_SEGMENTS = 2  # never treat a whole top-level tree ("C08", "D02") as a
 def lookup_key(text: str) -> str:
     """The normalised form terms are looked up by: NFKC, lower case, straight quotes, hyphens as spaces,
     single spaces, no surrounding punctuation. ``"Non-Hodgkin  lymphoma."`` -> ``"non hodgkin lymphoma"``."""
-    text = unicodedata.normalize("NFKC", text).translate(_QUOTES).lower().replace("-", " ")
+    if not text.isascii():  # NFKC and the quote map leave ASCII text as it is
+        text = unicodedata.normalize("NFKC", text).translate(_QUOTES)
+    text = text.lower().replace("-", " ")
     return " ".join(text.split()).strip(" .,;:!?\"()[]")
 
 

@@ -78,6 +78,10 @@ def test_runtime_needs_none_of_the_vocabulary_packages() -> None:
 def test_lookup_key_normalises_case_hyphens_space_and_punctuation() -> None:
     assert lookup_key("Non-Hodgkin  lymphoma.") == "non hodgkin lymphoma"
     assert lookup_key("Crohn\u2019s disease") == "crohn's disease"
+    # non-ASCII text goes through NFKC and the quote / dash / space map; ASCII text needs neither
+    assert lookup_key("Non\u2011Hodgkin\u00a0lymphoma") == lookup_key("non-hodgkin lymphoma") == "non hodgkin lymphoma"
+    assert lookup_key("\ufb01brosis (\u201cidiopathic\u201d)") == 'fibrosis ("idiopathic'
+    assert lookup_key("\tHepatitis\nB;") == "hepatitis b"
 
 
 def test_pneumonia_is_a_diagnosis_with_its_icd_category(lex: Lexicon) -> None:
