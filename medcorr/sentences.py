@@ -24,6 +24,8 @@ for ``medspacy_pyrush`` in pipelines that need speed.
 
 from typing import Iterable, Iterator, Sequence
 
+import numpy as np
+from spacy.attrs import SENT_START
 from spacy.language import Language
 from spacy.pipeline.pipe import Pipe
 from spacy.tokens import Doc
@@ -115,6 +117,18 @@ def sentence_spans(doc: Doc) -> list[tuple[int, int]]:
     return spans
 
 
+def write_sentence_starts(doc: Doc, starts: Sequence[bool] | np.ndarray, overwrite: bool = True) -> None:
+    """Set ``token.is_sent_start`` from one flag per token in a single array call (a per-token write costs
+    about 1 µs); with ``overwrite=False``, tokens whose start is already set keep it."""
+    if not len(doc):
+        return
+    values = np.where(np.asarray(starts, dtype=bool), 1, -1)
+    if not overwrite:
+        current = doc.to_array([SENT_START]).astype(np.int64)  # 1 start, -1 inside, 0 not set
+        values = np.where(current == 0, values, current)
+    doc.from_array([SENT_START], values.astype(np.uint64).reshape(-1, 1))
+
+
 class ClinicalSentencizer(Pipe):
     """spaCy component that sets sentence starts with :func:`sentence_starts` (see the module docstring)."""
 
@@ -137,9 +151,7 @@ class ClinicalSentencizer(Pipe):
     def set_annotations(self, docs: Sequence[Doc], guesses: Sequence[Sequence[bool]]) -> None:
         """Write ``token.is_sent_start`` (kept where already set, unless ``overwrite``)."""
         for doc, starts in zip(docs, guesses):
-            for token, start in zip(doc, starts):
-                if self.overwrite or token.is_sent_start is None:
-                    token.is_sent_start = bool(start)
+            write_sentence_starts(doc, starts, self.overwrite)
 
 
 @Language.factory("medcorr_sentencizer", assigns=["token.is_sent_start"], default_config={"overwrite": False})

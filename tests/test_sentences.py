@@ -55,6 +55,10 @@ def test_pipe_sets_sentence_starts_and_keeps_existing_ones(nlp):
     assert len(list(preset.sents)) == 1
     ClinicalSentencizer(overwrite=True)(preset)
     assert len(list(preset.sents)) == 2
+    partly = nlp.make_doc("He has fever. She has cough. It is worse.")
+    partly[4].is_sent_start = False  # "She": set by an earlier component; the other tokens are not set
+    ClinicalSentencizer()(partly)
+    assert [s.text for s in partly.sents] == ["He has fever. She has cough.", "It is worse."]
 
 
 def test_factory_is_available_without_importing_medcorr():
