@@ -924,16 +924,14 @@ def _profile_worker(spec: dict[str, Any]) -> dict[str, Any]:
         options.profile_file_prefix = str(Path(directory) / "int8")
         session = ort.InferenceSession(str(detector.model_dir / detector.model_file), options, providers=[CPU],
                                        disabled_optimizers=disabled_optimizers([CPU]))
-        feed = detector.encoder.collate(windows[:1])
-        for _ in range(PROFILE_WARMUP_CALLS):
-            session.run(None, {"input_ids": feed.input_ids, "attention_mask": feed.attention_mask,
-                               "segment_mask": feed.segment_mask})
-
         def run_batch(batch: Any) -> tuple[Any, Any]:
             outputs = session.run(None, {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask,
                                          "segment_mask": batch.segment_mask})
             return outputs[0], outputs[1]
 
+        warmup = detector.encoder.collate(windows[:1])
+        for _ in range(PROFILE_WARMUP_CALLS):
+            run_batch(warmup)
         run_in_batches(detector.encoder, windows, detector.batch_size, run_batch)
         events = json.loads(Path(session.end_profiling()).read_text(encoding="utf-8"))
     kernel_us = op_class_times(events, skip_runs=PROFILE_WARMUP_CALLS)
