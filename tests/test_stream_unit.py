@@ -435,3 +435,25 @@ def test_published_code_system_matches_the_error_types():
     generated = error_type_code_system("R4")
     published.pop("version"), generated.pop("version")
     assert published == generated
+
+
+def test_warns_when_kafka_checksums_run_in_pure_python(monkeypatch, caplog):
+    from kafka.record import util
+
+    from medcorr.stream import consumer
+
+    monkeypatch.setattr(util, "crc32c_c", None)
+    with caplog.at_level("WARNING", logger=consumer.logger.name):
+        consumer._warn_if_slow_checksums()
+    assert "crc32c" in caplog.text
+    caplog.clear()
+    monkeypatch.setattr(util, "crc32c_c", lambda data: 0)
+    with caplog.at_level("WARNING", logger=consumer.logger.name):
+        consumer._warn_if_slow_checksums()
+    assert caplog.text == ""
+
+
+def test_crc32c_c_extension_is_installed():
+    from kafka.record import util
+
+    assert util.crc32c_c is not None, "kafka-python[crc32c] is a dependency; the C checksum module is missing"
