@@ -96,6 +96,7 @@ def test_secrets_only_from_environment_or_file(tmp_path):
     ('bootstrap_servers = "x:1"\n[kafka]\nenable_auto_commit = true\n', "set by medcorr stream"),
     ('bootstrap_servers = "x:1"\n[kafka]\nacks = 0\n', "acks=0"),
     ('bootstrap_servers = "x:1"\nfhir_version = "STU3"\n', "R4 or R5"),
+    ('bootstrap_servers = "x:1"\noutput_validation = "none"\n', "output_validation must be one of"),
     ('bootstrap_servers = "x:1"\noutput_topic = "notes"\n', "different topics"),
     ('batch_size = "many"\n', "batch_size"),
     ('input_topic = "n"\n', "bootstrap_servers is required"),
@@ -367,6 +368,19 @@ def test_clean_and_flagged_outputs_are_valid_bundles_keyed_by_id():
     assert len(flagged["entry"]) == 1 and flagged["entry"][0]["resource"]["detail"] == "oseltamivir"
     assert "entry" not in clean and clean_headers["medcorr.verdict.flag"] == "false"
     assert flag_headers["medcorr.idempotency.key"] == "DocumentReference/d5/_history/1"
+
+
+@pytest.mark.parametrize("validation,class_checks", [("profile", 0), ("classes", 2)])
+def test_output_validation_setting_picks_the_validator(monkeypatch, validation, class_checks):
+    from medcorr import fhir
+
+    checked = []
+    real = fhir.validate_with_classes
+    monkeypatch.setattr(fhir, "validate_with_classes", lambda bundle, version: checked.append(real(bundle, version)))
+    batches = [[note_message(5, "Given amoxicillin for influenza."), note_message(6, "Nothing wrong here.")]]
+    code, kafka, _ = run_fake(batches, output_validation=validation)
+    assert code == EXIT_OK and len(kafka.sent) == 2
+    assert len(checked) == class_checks
 
 
 def test_model_version_defaults_to_unknown():

@@ -520,7 +520,8 @@ class StreamProcessor:
             key = idempotency_key(item.note.source, item.coords)
             try:
                 bundle = verdict_to_bundle(
-                    item.verdict, item.note.source, config.fhir_version, self.model_version, idempotency_key=key
+                    item.verdict, item.note.source, config.fhir_version, self.model_version, idempotency_key=key,
+                    validation=config.output_validation,
                 )
                 item.out = output_record(
                     config.output_topic, bundle, item.note, item.coords,
