@@ -8,7 +8,7 @@ results: ``doc._.medcorr`` (the :class:`~medcorr.finding.Verdict`), ``doc.spans[
 """
 import json
 import shutil
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
@@ -197,21 +197,34 @@ class MedcorrComponent(Pipe):
         """Annotate docs in batches, like ``predict`` + ``set_annotations`` per batch (same outputs).
 
         The ONNX detector of one batch runs in a worker thread while this thread pulls the next batch
-        through the upstream components and finishes the previous one: onnxruntime releases the GIL, and
-        medspaCy's PyRuSH and ConText are pure Python, so the two overlap instead of taking turns.
+        through the upstream components, tokenizes it for the model, queues its model calls behind the
+        running ones and finishes the previous batch: onnxruntime releases the GIL, and medspaCy's PyRuSH
+        and ConText are pure Python, so the two overlap instead of taking turns. (Tokenizing in a worker
+        thread left the model idle while that thread waited for the GIL the upstream components hold.)
         """
+        prepare = getattr(self.detector, "prepare", None)
+        submit = getattr(self.detector, "submit", None)
+        in_flight: list[tuple[list[Doc], list[list[tuple[int, int]]], Any]] = []
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="medcorr-detector") as pool:
-            pending = None
-            for docs in minibatch(stream, size=batch_size):
-                spans = self._sentence_spans(docs)
-                started = (docs, spans, pool.submit(self.detector.predict, _notes(docs, spans)))
-                if pending is not None:
-                    yield from self._finish(*pending)
-                pending = started
-            if pending is not None:
-                yield from self._finish(*pending)
+            try:
+                for docs in minibatch(stream, size=batch_size):
+                    spans = self._sentence_spans(docs)
+                    notes = _notes(docs, spans)
+                    if prepare is not None and submit is not None and notes:
+                        # queued behind the previous batch's calls: the model threads go on without a gap
+                        detection: Any = submit(prepare(notes))
+                    else:  # a detector backend with predict() only
+                        detection = pool.submit(self.detector.predict, notes)
+                    in_flight.append((docs, spans, detection))
+                    if len(in_flight) > 1:
+                        yield from self._finish(*in_flight.pop(0))
+                while in_flight:
+                    yield from self._finish(*in_flight.pop(0))
+            finally:  # the caller stopped early (or a batch failed): drop the model calls not yet started
+                for _, _, detection in in_flight:
+                    detection.cancel()
 
-    def _finish(self, docs: list[Doc], spans: list[list[tuple[int, int]]], detection: Future) -> Iterator[Doc]:
+    def _finish(self, docs: list[Doc], spans: list[list[tuple[int, int]]], detection: Any) -> Iterator[Doc]:
         self.set_annotations(docs, self._decide(docs, spans, detection.result()))
         yield from docs
 

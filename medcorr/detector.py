@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -119,6 +120,39 @@ def _softmax(values: np.ndarray, axis: int = -1) -> np.ndarray:
     return exp / exp.sum(axis=axis, keepdims=True)
 
 
+@dataclass
+class PreparedNotes:
+    """Notes tokenized, windowed and collated for the model (:meth:`OnnxDetector.prepare`)."""
+
+    windows_per_note: list[list[Window]]
+    sentence_counts: list[int]
+    batches: list[Batch]
+
+
+class PendingPredictions:
+    """Model calls queued by :meth:`OnnxDetector.submit`; :meth:`result` waits for them and decodes."""
+
+    def __init__(self, prepared: PreparedNotes, futures: Sequence[Future]) -> None:
+        self.prepared = prepared
+        self._futures = list(futures)
+
+    def cancel(self) -> None:
+        """Drop the queued calls that have not started (running ones finish; their outputs are dropped)."""
+        for future in self._futures:
+            future.cancel()
+
+    def result(self) -> list[NotePrediction]:
+        """The predictions of the prepared notes (re-raises an exception of a model call)."""
+        segment_logits, token_logits = strip_padding(future.result() for future in self._futures)
+        return decode_outputs(self.prepared.windows_per_note, self.prepared.sentence_counts,
+                              segment_logits, token_logits)
+
+
+def _with_batch(run_batch: Callable[[Batch], tuple[np.ndarray, np.ndarray]], batch: Batch,
+                ) -> tuple[Batch, tuple[np.ndarray, np.ndarray]]:
+    return batch, run_batch(batch)
+
+
 def _sigmoid(values: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-values))
 
@@ -171,15 +205,30 @@ def run_in_batches(encoder: NoteEncoder, windows: Sequence[Window], batch_size: 
     :func:`decode_outputs` takes; shared by the ONNX detector and the PyTorch evaluation. ``map_batches``
     (an order-keeping ``map``) may run the batches concurrently.
     """
-    segment_logits: dict[int, np.ndarray] = {}
-    token_logits: dict[int, np.ndarray] = {}
     batches = (encoder.collate([windows[i] for i in bucket])
                for bucket in length_buckets(windows, batch_size, max_padding))
+    return run_collated(batches, run_batch, map_batches)
 
-    def run(batch: Batch) -> tuple[Batch, tuple[np.ndarray, np.ndarray]]:
-        return batch, run_batch(batch)
 
-    for batch, (seg, tok) in map_batches(run, batches):
+def collate_buckets(encoder: NoteEncoder, windows: Sequence[Window], batch_size: int,
+                    max_padding: float | None = None) -> list[Batch]:
+    """The length-bucketed, padded model inputs of ``windows`` (what :func:`run_in_batches` runs)."""
+    return [encoder.collate([windows[i] for i in bucket]) for bucket in length_buckets(windows, batch_size, max_padding)]
+
+
+def run_collated(batches: Iterable[Batch], run_batch: Callable[[Batch], tuple[np.ndarray, np.ndarray]],
+                 map_batches: Callable[..., Iterable[Any]] = map,
+                 ) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+    """Run ``run_batch`` on each batch and strip the padding: logits keyed by ``id(window)``."""
+    return strip_padding(map_batches(partial(_with_batch, run_batch), batches))
+
+
+def strip_padding(outputs: Iterable[tuple[Batch, tuple[np.ndarray, np.ndarray]]],
+                  ) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+    """Per-window ``segment_logits`` and ``token_logits`` keyed by ``id(window)``, padding removed."""
+    segment_logits: dict[int, np.ndarray] = {}
+    token_logits: dict[int, np.ndarray] = {}
+    for batch, (seg, tok) in outputs:
         for row, window in enumerate(batch.windows):
             segment_logits[id(window)] = seg[row, : len(window.segment_sentences)]
             token_logits[id(window)] = tok[row, : window.length]
@@ -252,8 +301,8 @@ class OnnxDetector:
                                                          self.num_threads or available_cores())
         self._session = None
         # threads start on first use; one-call detectors never get a pool
-        self._pool = (ThreadPoolExecutor(self.concurrent_calls, thread_name_prefix="medcorr-onnx")
-                      if self.concurrent_calls > 1 else None)
+        # threads start on first use: a one-call detector uses the pool only for submit()
+        self._pool = ThreadPoolExecutor(self.concurrent_calls, thread_name_prefix="medcorr-onnx")
 
     @staticmethod
     def _read_meta(model_dir: Path) -> dict[str, Any]:
@@ -287,15 +336,41 @@ class OnnxDetector:
         """Predictions for each ``(text, sentence spans)`` note. No side effects; an empty list gives []."""
         if not notes:
             return []
+        return self.run_prepared(self.prepare(notes))
+
+    def prepare(self, notes: Sequence[tuple[str, SentenceSpans]]) -> PreparedNotes:
+        """The Python half of :meth:`predict`: tokenize, window and collate the notes (no model call).
+
+        A caller can prepare the next notes while :meth:`run_prepared` of the previous ones is in
+        onnxruntime, which drops the GIL: the model threads then never wait for tokenization.
+        """
         windows_per_note = self.encoder.encode_notes(notes)
-        segment_logits, token_logits = self.run_windows([w for ws in windows_per_note for w in ws])
-        return decode_outputs(windows_per_note, [len(spans) for _, spans in notes], segment_logits, token_logits)
+        windows = [w for ws in windows_per_note for w in ws]
+        return PreparedNotes(windows_per_note, [len(spans) for _, spans in notes],
+                             collate_buckets(self.encoder, windows, self.batch_size, self.max_padding))
+
+    def run_prepared(self, prepared: PreparedNotes) -> list[NotePrediction]:
+        """Run the model on prepared notes and decode the predictions (``predict = run_prepared ∘ prepare``)."""
+        segment_logits, token_logits = run_collated(prepared.batches, self.run_batch,
+                                                    self._pool.map if self.concurrent_calls > 1 else map)
+        return decode_outputs(prepared.windows_per_note, prepared.sentence_counts, segment_logits, token_logits)
+
+    def submit(self, prepared: PreparedNotes) -> PendingPredictions:
+        """Queue the model calls of prepared notes in the detector's call pool and return at once.
+
+        ``.result()`` of the returned handle waits for them and decodes, giving what
+        :meth:`run_prepared` gives. Calls queued by several ``submit`` run in order, so a caller that
+        submits the next notes before it collects the previous ones keeps the model threads busy across
+        the gap.
+        """
+        futures = [self._pool.submit(_with_batch, self.run_batch, batch) for batch in prepared.batches]
+        return PendingPredictions(prepared, futures)
 
     def run_windows(self, windows: Sequence[Window]) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
         """Run the model over windows in length-bucketed batches; logits keyed by ``id(window)``."""
         # the pool's map keeps the order and runs ``concurrent_calls`` at once (onnxruntime drops the GIL)
         return run_in_batches(self.encoder, windows, self.batch_size, self.run_batch, self.max_padding,
-                              self._pool.map if self._pool is not None else map)
+                              self._pool.map if self.concurrent_calls > 1 else map)
 
     def run_batch(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
         """One onnxruntime call: ``(segment_logits, token_logits)``."""

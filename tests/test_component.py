@@ -193,3 +193,42 @@ def test_finding_in_sentence_200_of_a_long_note_is_located():
     nlp.add_pipe("medcorr", config={"mode": "highlight"})
     doc = nlp(" ".join(sentences))
     assert doc._.medcorr.suspect_sentence == 200
+
+
+def test_pipe_over_many_batches_equals_single_calls_with_and_without_submit(nlp, note):
+    texts = [note, (FIXTURES / "clean_uti.txt").read_text(), "", "Fever.", note[: len(note) // 2]] * 2
+    single = [nlp(t)._.medcorr for t in texts]
+    assert [d._.medcorr for d in nlp.pipe(texts, batch_size=2)] == single
+
+    component = nlp.get_pipe("medcorr")
+    detector = component.detector
+
+    class PredictOnly:  # a detector backend without prepare()/submit()
+        def __getattr__(self, name):
+            if name in ("prepare", "submit"):
+                raise AttributeError(name)
+            return getattr(detector, name)
+
+    component.detector = PredictOnly()
+    try:
+        assert [d._.medcorr for d in nlp.pipe(texts, batch_size=3)] == single
+    finally:
+        component.detector = detector
+
+
+def test_pipe_closed_early_cancels_the_queued_batch(nlp, note, monkeypatch):
+    detector = nlp.get_pipe("medcorr").detector
+    handles = []
+    original = detector.submit
+
+    def spy(prepared):
+        handle = original(prepared)
+        handles.append(handle)
+        monkeypatch.setattr(handle, "cancel", lambda: handles.append("cancelled"))
+        return handle
+
+    monkeypatch.setattr(detector, "submit", spy)
+    stream = nlp.pipe([note] * 6, batch_size=1)
+    next(stream)
+    stream.close()
+    assert handles.count("cancelled") == 1 and len(handles) == 3  # two batches submitted, the unfinished one cancelled

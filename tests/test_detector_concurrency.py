@@ -39,3 +39,43 @@ def test_auto_concurrency_only_for_one_window_calls_on_cpu():
     assert resolve_concurrent_calls(0, 1, [CUDA, "CPUExecutionProvider"], 4) == 1
     assert resolve_concurrent_calls(3, 32, [CUDA], 4) == 3
     assert OnnxDetector(num_threads=1).concurrent_calls == 1
+
+
+def assert_same_predictions(first, second):
+    assert len(first) == len(second)
+    for a, b in zip(first, second):
+        assert np.array_equal(a.location, b.location) and np.array_equal(a.error, b.error)
+        assert np.array_equal(a.types, b.types) and np.array_equal(a.token_probs, b.token_probs)
+
+
+def test_submitted_predictions_equal_predict_in_any_order_of_collection():
+    inputs = notes()
+    detector = OnnxDetector(num_threads=2, concurrent_calls=2)
+    expected = detector.predict(inputs)
+    first, second = detector.submit(detector.prepare(inputs[:7])), detector.submit(detector.prepare(inputs[7:]))
+    later, earlier = second.result(), first.result()  # collected out of order
+    assert_same_predictions(earlier + later, expected)
+    assert_same_predictions(detector.run_prepared(detector.prepare(inputs)), expected)
+
+
+def test_cancel_drops_queued_calls_that_have_not_started():
+    import threading
+
+    detector = OnnxDetector(num_threads=1, concurrent_calls=1)
+    release, started = threading.Event(), []
+    original = detector.run_batch
+
+    def blocking_run(batch):
+        started.append(batch.input_ids.shape)
+        release.wait(10)
+        return original(batch)
+
+    detector.run_batch = blocking_run
+    pending = detector.submit(detector.prepare(notes()[:3]))
+    assert len(pending.prepared.batches) >= 3
+    while not started:  # the first call is running, the others are queued
+        threading.Event().wait(0.01)
+    pending.cancel()
+    release.set()
+    detector._pool.shutdown(wait=True)
+    assert len(started) == 1
