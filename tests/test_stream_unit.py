@@ -347,6 +347,27 @@ def test_pipeline_exception_dead_letters_that_note_only():
     assert [e[1] for e in kafka.events if e[0] == "commit"] == [{0: 3}]
 
 
+def test_output_that_fails_the_profile_is_dead_lettered_as_mapping_error(monkeypatch):
+    from medcorr.stream import consumer
+
+    real = consumer.verdict_of
+
+    def broken_score(doc):
+        verdict = real(doc)
+        return Verdict(flag=verdict.flag, score=float("nan"), error_sentence=verdict.error_sentence,
+                       findings=verdict.findings) if "Bad" in doc.text else verdict
+
+    monkeypatch.setattr(consumer, "verdict_of", broken_score)
+    batches = [[note_message(0, "Fine."), note_message(1, "Bad score note."), note_message(2, "Amoxicillin.")]]
+    code, kafka, _ = run_fake(batches)
+    assert code == EXIT_OK
+    by_offset = {int(s[3]["medcorr.source.offset"]): s for s in kafka.sent}
+    assert by_offset[0][0] == by_offset[2][0] == "medcorr.findings"
+    assert by_offset[1][0] == "medcorr.dlq" and by_offset[1][3]["medcorr.error.code"] == "MAPPING_ERROR"
+    assert by_offset[1][3]["__streams.errors.exception"].endswith("OutputProfileError")
+    assert [e[1] for e in kafka.events if e[0] == "commit"] == [{0: 3}]
+
+
 def test_broken_pipeline_stops_without_dead_lettering_everything():
     batches = [[note_message(i, f"{CRASH_MARKER} {i}") for i in range(5)]]
     code, kafka, _ = run_fake(batches, max_consecutive_pipeline_errors=3)
