@@ -300,7 +300,6 @@ class OnnxDetector:
         self.concurrent_calls = resolve_concurrent_calls(concurrent_calls, self.batch_size, self.providers,
                                                          self.num_threads or available_cores())
         self._session = None
-        # threads start on first use; one-call detectors never get a pool
         # threads start on first use: a one-call detector uses the pool only for submit()
         self._pool = ThreadPoolExecutor(self.concurrent_calls, thread_name_prefix="medcorr-onnx")
 
@@ -351,8 +350,7 @@ class OnnxDetector:
 
     def run_prepared(self, prepared: PreparedNotes) -> list[NotePrediction]:
         """Run the model on prepared notes and decode the predictions (``predict = run_prepared ∘ prepare``)."""
-        segment_logits, token_logits = run_collated(prepared.batches, self.run_batch,
-                                                    self._pool.map if self.concurrent_calls > 1 else map)
+        segment_logits, token_logits = run_collated(prepared.batches, self.run_batch, self._map_batches)
         return decode_outputs(prepared.windows_per_note, prepared.sentence_counts, segment_logits, token_logits)
 
     def submit(self, prepared: PreparedNotes) -> PendingPredictions:
@@ -370,7 +368,12 @@ class OnnxDetector:
         """Run the model over windows in length-bucketed batches; logits keyed by ``id(window)``."""
         # the pool's map keeps the order and runs ``concurrent_calls`` at once (onnxruntime drops the GIL)
         return run_in_batches(self.encoder, windows, self.batch_size, self.run_batch, self.max_padding,
-                              self._pool.map if self.concurrent_calls > 1 else map)
+                              self._map_batches)
+
+    @property
+    def _map_batches(self) -> Callable[..., Iterable[Any]]:
+        """An order-keeping ``map`` over model calls: the call pool when several run at once."""
+        return self._pool.map if self.concurrent_calls > 1 else map
 
     def run_batch(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
         """One onnxruntime call: ``(segment_logits, token_logits)``."""
