@@ -271,23 +271,20 @@ class Lexicon:
                 if score > scores.get(idx, 0.0):
                     scores[idx] = score
 
-        ranked: list[tuple[tuple, LexiconEntry, float]] = []
+        ranked: list[tuple[tuple, LexiconEntry, float, frozenset[str]]] = []
         for idx, score in scores.items():
             entry = self.entries[idx]
             if idx in source_ids or entry.kind != kind or (entry.symptom and not allow_symptoms):
                 continue
             key, words = self._name_key(idx)
-            if key in excluded_keys:
-                continue
-            if any(words <= ex or ex <= words for ex in excluded_words):
-                continue
-            ranked.append(((-score, -entry.prominence, len(words), len(key), key, entry.index), entry, score))
+            ranked.append(((-score, -entry.prominence, len(words), len(key), key, entry.index), entry, score, words))
         ranked.sort(key=lambda item: item[0])
+        # the name filters run in rank order and stop at ``limit``: most candidates are never checked
         out: list[tuple[LexiconEntry, float]] = []
         seen: set[str] = set()
-        for sort_key, entry, score in ranked:
+        for sort_key, entry, score, words in ranked:
             key = sort_key[4]
-            if key in seen:
+            if key in seen or key in excluded_keys or any(words <= ex or ex <= words for ex in excluded_words):
                 continue
             seen.add(key)
             out.append((entry, score))
