@@ -844,27 +844,24 @@ def _workload(encoder: Any, notes: Sequence[tuple[str, Any]], batch_size: int, w
 
 def _time_passes(label: str, run_chunk: Callable[[Sequence[Any]], Any], items: Sequence[Any], batch_size: int,
                  repeat: int) -> list[float]:
-    """Seconds of each of ``repeat`` passes; medcorr's lookup caches are emptied before each, so a pass over
-    notes seen before is not faster than the first (spaCy's own tokenizer cache is left alone)."""
-    from medcorr.lexicon import Lexicon
-
-    times = []
+    """Seconds of each of ``repeat`` passes of ``run_chunk`` over ``batch_size`` items at a time (see
+    :func:`_time_stream_passes`, which empties medcorr's lookup caches before each pass)."""
     chunks = _chunks(items, batch_size)
-    for r in range(repeat):
-        Lexicon.clear_default_caches()
-        ticker = _Ticker(f"{label} pass {r + 1}/{repeat}", len(chunks))
-        start = time.perf_counter()
-        for done, chunk in enumerate(chunks):
+
+    def run_stream(_: Sequence[Any]) -> Iterator[Any]:
+        for chunk in chunks:
             run_chunk(chunk)
-            ticker.tick(done + 1)
-        times.append(time.perf_counter() - start)
-    return times
+            yield from chunk
+
+    return _time_stream_passes(label, run_stream, items, repeat)
 
 
 def _time_stream_passes(label: str, run_stream: Callable[[Sequence[Any]], Iterable[Any]], items: Sequence[Any],
                         repeat: int) -> list[float]:
-    """Like :func:`_time_passes`, for an ``nlp.pipe``-like call: one call over all items per pass (so its
-    batches can overlap each other, as in a user's ``nlp.pipe(texts)``), progress counted from its output."""
+    """Seconds of each of ``repeat`` passes of an ``nlp.pipe``-like call over all items (so its batches can
+    overlap each other, as in a user's ``nlp.pipe(texts)``), progress counted from its output. medcorr's
+    lookup caches are emptied before each pass, so a pass over notes seen before is not faster than the
+    first (spaCy's own tokenizer cache is left alone)."""
     from medcorr.lexicon import Lexicon
 
     times = []
@@ -1050,7 +1047,7 @@ def _pipeline_worker(spec: dict[str, Any]) -> dict[str, Any]:
 
     # The detector alone (this pipeline's own, on the CSV's sentences, batches of batch_size notes as in
     # the detector rows) is timed in this process right before and after each pipeline pass, so that the
-    # end-to-end ratio compares passes minutes apart on a machine whose speed drifts.
+    # end-to-end ratio does not compare passes minutes apart on a machine whose speed drifts.
     notes = [(text, [tuple(span) for span in spans]) for text, spans in spec["notes"]]
     detector = nlp.get_pipe("medcorr").detector
     detector_label = f"{label}: detector alone"

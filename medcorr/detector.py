@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -205,15 +205,14 @@ def run_in_batches(encoder: NoteEncoder, windows: Sequence[Window], batch_size: 
     :func:`decode_outputs` takes; shared by the ONNX detector and the PyTorch evaluation. ``map_batches``
     (an order-keeping ``map``) may run the batches concurrently.
     """
-    batches = (encoder.collate([windows[i] for i in bucket])
-               for bucket in length_buckets(windows, batch_size, max_padding))
-    return run_collated(batches, run_batch, map_batches)
+    return run_collated(collate_buckets(encoder, windows, batch_size, max_padding), run_batch, map_batches)
 
 
 def collate_buckets(encoder: NoteEncoder, windows: Sequence[Window], batch_size: int,
-                    max_padding: float | None = None) -> list[Batch]:
-    """The length-bucketed, padded model inputs of ``windows`` (what :func:`run_in_batches` runs)."""
-    return [encoder.collate([windows[i] for i in bucket]) for bucket in length_buckets(windows, batch_size, max_padding)]
+                    max_padding: float | None = None) -> Iterator[Batch]:
+    """The length-bucketed, padded model inputs of ``windows``, one batch at a time."""
+    buckets = length_buckets(windows, batch_size, max_padding)
+    return (encoder.collate([windows[i] for i in bucket]) for bucket in buckets)
 
 
 def run_collated(batches: Iterable[Batch], run_batch: Callable[[Batch], tuple[np.ndarray, np.ndarray]],
@@ -346,7 +345,7 @@ class OnnxDetector:
         windows_per_note = self.encoder.encode_notes(notes)
         windows = [w for ws in windows_per_note for w in ws]
         return PreparedNotes(windows_per_note, [len(spans) for _, spans in notes],
-                             collate_buckets(self.encoder, windows, self.batch_size, self.max_padding))
+                             list(collate_buckets(self.encoder, windows, self.batch_size, self.max_padding)))
 
     def run_prepared(self, prepared: PreparedNotes) -> list[NotePrediction]:
         """Run the model on prepared notes and decode the predictions (``predict = run_prepared ∘ prepare``)."""

@@ -13,6 +13,8 @@ import signal
 import sys
 from typing import Any, Sequence
 
+from medcorr.fhir import OUTPUT_VALIDATIONS
+
 EPILOG = """\
 settings: command line > MEDCORR_* environment > --config TOML > defaults. Kafka client settings
 (security_protocol, ssl_cafile, sasl_mechanism, sasl_plain_username ...) go in the TOML [kafka] table,
@@ -42,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run = parser.add_argument_group("processing")
     run.add_argument("--config", metavar="stream.toml", help="TOML settings file (or MEDCORR_CONFIG)")
     run.add_argument("--fhir-version", choices=("R4", "R5"), type=str.upper, help="FHIR version (default: R4)")
-    run.add_argument("--output-validation", choices=("profile", "classes"),
+    run.add_argument("--output-validation", choices=OUTPUT_VALIDATIONS,
                      help="validate each output Bundle against medcorr's output profile (default, ~0.01 ms) or "
                           "with the full fhir.resources classes (~1 ms per note)")
     run.add_argument("--pipeline-config", metavar="CFG", help="spaCy .cfg or pipeline directory (default: shipped)")
