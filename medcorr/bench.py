@@ -890,6 +890,7 @@ def _detector_worker(spec: dict[str, Any]) -> dict[str, Any]:
 
         torch.set_num_threads(threads)
         torch.set_num_interop_threads(1)
+        torch.set_flush_denormal(True)  # the arithmetic mode of the ONNX detector's model threads
         checkpoint = Path(spec["checkpoint"])
         model, record = load_checkpoint(checkpoint)
         encoder = NoteEncoder(checkpoint / "backbone" / TOKENIZER_FILE, int(record["config"]["max_length"]))
@@ -937,9 +938,11 @@ def _profile_worker(spec: dict[str, Any]) -> dict[str, Any]:
 
     import onnxruntime as ort
 
+    from medcorr.denormals import flush_denormals
     from medcorr.detector import CPU, OnnxDetector, run_in_batches
     from medcorr.ort_cache import disabled_optimizers, session_options
 
+    flush_denormals()  # as in the detector's model threads; this worker process runs nothing else
     detector = OnnxDetector(spec["model_dir"], batch_size=spec["window_batch"], num_threads=spec["threads"])
     threads_per_call = max(1, (spec["threads"] or 1) // detector.concurrent_calls)
     notes = _evenly_spaced([(text, [tuple(s) for s in spans]) for text, spans in spec["notes"]], PROFILE_MAX_NOTES)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -17,6 +18,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
+from medcorr.denormals import flush_denormals
 from medcorr.encoding import Batch, NoteEncoder, SentenceSpans, Window, length_buckets
 from medcorr.finding import ERROR_TYPES, ErrorType
 
@@ -32,6 +34,16 @@ CUDA = "CUDAExecutionProvider"
 AUTO_BATCH_SIZE = 0
 CPU_BATCH_SIZE = 1
 GPU_BATCH_SIZE = 64
+
+
+#: Marks the detector's model threads (see :func:`_start_model_thread`).
+_MODEL_THREAD = threading.local()
+
+
+def _start_model_thread() -> None:
+    """Initializer of the call pool's threads: they flush denormals (:mod:`medcorr.denormals`)."""
+    _MODEL_THREAD.active = True
+    flush_denormals()
 
 
 def available_cores() -> int:
@@ -299,8 +311,11 @@ class OnnxDetector:
         self.concurrent_calls = resolve_concurrent_calls(concurrent_calls, self.batch_size, self.providers,
                                                          self.num_threads or available_cores())
         self._session = None
-        # threads start on first use: a one-call detector uses the pool only for submit()
-        self._pool = ThreadPoolExecutor(self.concurrent_calls, thread_name_prefix="medcorr-onnx")
+        self._session_lock = threading.Lock()
+        # every model call runs in this pool (threads start on first use): its threads flush denormals, so
+        # the caller's threads keep their floating-point mode
+        self._pool = ThreadPoolExecutor(self.concurrent_calls, thread_name_prefix="medcorr-onnx",
+                                        initializer=_start_model_thread)
 
     @staticmethod
     def _read_meta(model_dir: Path) -> dict[str, Any]:
@@ -322,13 +337,22 @@ class OnnxDetector:
     @property
     def session(self):
         """The onnxruntime session, created on first use (graph optimization cached per machine, see
-        :mod:`medcorr.ort_cache`; intra-op threads = ``num_threads`` or every usable core)."""
-        if self._session is None:
-            from medcorr.ort_cache import create_session
+        :mod:`medcorr.ort_cache`; intra-op threads = ``num_threads`` or every usable core).
 
-            threads = max(1, (self.num_threads or available_cores()) // self.concurrent_calls)
-            self._session = create_session(self.model_dir / self.model_file, self.providers, threads)
+        It is created once, on the first model call, so in a model thread: onnxruntime sets flush-to-zero in
+        the thread that creates a process's first session.
+        """
+        if self._session is None:
+            self._create_session()
         return self._session
+
+    def _create_session(self) -> None:
+        from medcorr.ort_cache import create_session
+
+        with self._session_lock:  # concurrent first calls make one session, not one each
+            if self._session is None:
+                threads = max(1, (self.num_threads or available_cores()) // self.concurrent_calls)
+                self._session = create_session(self.model_dir / self.model_file, self.providers, threads)
 
     def predict(self, notes: Sequence[tuple[str, SentenceSpans]]) -> list[NotePrediction]:
         """Predictions for each ``(text, sentence spans)`` note. No side effects; an empty list gives []."""
@@ -371,8 +395,8 @@ class OnnxDetector:
 
     @property
     def _map_batches(self) -> Callable[..., Iterable[Any]]:
-        """An order-keeping ``map`` over model calls: the call pool when several run at once."""
-        return self._pool.map if self.concurrent_calls > 1 else map
+        """An order-keeping ``map`` over model calls, in the call pool (``concurrent_calls`` at once)."""
+        return self._pool.map
 
     def run_batch(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
         """One onnxruntime call: ``(segment_logits, token_logits)``."""

@@ -19,6 +19,8 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from medcorr.denormals import ORT_DENORMAL_CONFIG
+
 log = logging.getLogger(__name__)
 CACHE_ENV = "MEDCORR_CACHE_DIR"
 KEEP_ENTRIES = 4
@@ -56,7 +58,8 @@ def _content_key(model: Path, providers: Sequence[str], ort_version: str) -> str
 
 
 def session_options(ort: Any, threads: int, level: Any = None) -> Any:
-    """Session options of the detector: ``threads`` intra-op threads, one inter-op thread, no spinning.
+    """Session options of the detector: ``threads`` intra-op threads, one inter-op thread, no spinning,
+    denormals flushed to zero in the intra-op threads (:mod:`medcorr.denormals`).
 
     Idle intra-op threads sleep instead of busy-waiting (``allow_spinning=0``): the detector runs inside
     spaCy pipelines and services that have other work for the cores, and on a shared machine a spinning
@@ -67,6 +70,7 @@ def session_options(ort: Any, threads: int, level: Any = None) -> Any:
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry(ORT_DENORMAL_CONFIG, "1")  # see medcorr.denormals
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL if level is None else level
     return options
 
