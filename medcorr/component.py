@@ -344,7 +344,7 @@ class MedcorrComponent(Pipe):
         (path / "cfg.json").write_text(json.dumps(self.cfg, indent=2), encoding="utf-8")
         model_dir = path / "model"
         model_dir.mkdir(exist_ok=True)
-        for name in (self.detector.model_file, TOKENIZER_FILE, META_FILE, SUBSTITUTIONS_FILE):
+        for name in (*self.detector.model_files, TOKENIZER_FILE, META_FILE, SUBSTITUTIONS_FILE):
             source = self.detector.model_dir / name
             if source.is_file() and source.resolve() != (model_dir / name).resolve():
                 shutil.copy(source, model_dir / name)

@@ -46,6 +46,17 @@ def _start_model_thread() -> None:
     flush_denormals()
 
 
+def unpadded_name(graph_file: str) -> str:
+    """The unpadded twin of a graph file: ``model.onnx`` → ``model.unpadded.onnx``
+    (see :mod:`medcorr.train.unpadded`)."""
+    return graph_file.removesuffix(".onnx") + ".unpadded.onnx"
+
+
+def weights_name(graph_file: str) -> str:
+    """The external-data file of a graph and of its unpadded twin: ``model[.unpadded].onnx`` → ``model.data``."""
+    return graph_file.removesuffix(".onnx").removesuffix(".unpadded") + ".data"
+
+
 def available_cores() -> int:
     """CPU cores this process may run on (its affinity mask, not every core of the machine)."""
     try:
@@ -310,8 +321,12 @@ class OnnxDetector:
         self.max_padding = None if max_padding is None else max(0.0, float(max_padding))
         self.concurrent_calls = resolve_concurrent_calls(concurrent_calls, self.batch_size, self.providers,
                                                          self.num_threads or available_cores())
-        self._session = None
+        self._sessions: dict[str, Any] = {}
         self._session_lock = threading.Lock()
+        #: calls without padding run this graph when the model directory has it (one window per call)
+        self.unpadded_file = unpadded_name(self.model_file) if self.batch_size == 1 else None
+        if self.unpadded_file and not (self.model_dir / self.unpadded_file).is_file():
+            self.unpadded_file = None
         # every model call runs in this pool (threads start on first use): its threads flush denormals, so
         # the caller's threads keep their floating-point mode
         self._pool = ThreadPoolExecutor(self.concurrent_calls, thread_name_prefix="medcorr-onnx",
@@ -342,17 +357,28 @@ class OnnxDetector:
         It is created once, on the first model call, so in a model thread: onnxruntime sets flush-to-zero in
         the thread that creates a process's first session.
         """
-        if self._session is None:
-            self._create_session()
-        return self._session
+        return self._session_of(self.model_file)
 
-    def _create_session(self) -> None:
-        from medcorr.ort_cache import create_session
+    @property
+    def model_files(self) -> list[str]:
+        """The files of the model directory that the detector runs: graphs and their weights."""
+        names = [self.model_file] + ([self.unpadded_file] if self.unpadded_file else [])
+        return names + sorted({weights_name(n) for n in names if (self.model_dir / weights_name(n)).is_file()})
 
-        with self._session_lock:  # concurrent first calls make one session, not one each
-            if self._session is None:
-                threads = max(1, (self.num_threads or available_cores()) // self.concurrent_calls)
-                self._session = create_session(self.model_dir / self.model_file, self.providers, threads)
+    def _session_of(self, graph_file: str) -> Any:
+        session = self._sessions.get(graph_file)
+        if session is None:
+            from medcorr.ort_cache import create_session
+
+            with self._session_lock:  # concurrent first calls make one session, not one each
+                session = self._sessions.get(graph_file)
+                if session is None:
+                    threads = max(1, (self.num_threads or available_cores()) // self.concurrent_calls)
+                    weights = self.model_dir / weights_name(graph_file)
+                    session = create_session(self.model_dir / graph_file, self.providers, threads,
+                                             weights=weights if weights.is_file() else None)
+                    self._sessions[graph_file] = session
+        return session
 
     def predict(self, notes: Sequence[tuple[str, SentenceSpans]]) -> list[NotePrediction]:
         """Predictions for each ``(text, sentence spans)`` note. No side effects; an empty list gives []."""
@@ -399,8 +425,11 @@ class OnnxDetector:
         return self._pool.map
 
     def run_batch(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
-        """One onnxruntime call: ``(segment_logits, token_logits)``."""
-        outputs = self.session.run(
+        """One onnxruntime call: ``(segment_logits, token_logits)``. A batch without padding runs the
+        unpadded graph when there is one: the same outputs, bit for bit, without the attention masks."""
+        unpadded = self.unpadded_file is not None and bool(batch.attention_mask.all())
+        session = self._session_of(self.unpadded_file) if unpadded else self.session
+        outputs = session.run(
             None,
             {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask, "segment_mask": batch.segment_mask},
         )

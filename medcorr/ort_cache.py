@@ -30,6 +30,8 @@ CPU_ONLY = ("CPUExecutionProvider",)
 #: 84.6 instead of 67.5 notes/s on the MEDEC notes, with the same distance to fp32 scores (0.0071).
 CPU_DISABLED_OPTIMIZERS = ("SkipLayerNormFusion",)
 _HASH_CHUNK = 1 << 20
+#: Initializers of at least this size go to a cache entry's ``.data`` file.
+EXTERNAL_MIN_BYTES = 1024
 
 
 def cache_dir() -> Path | None:
@@ -48,11 +50,12 @@ def disabled_optimizers(providers: Sequence[str]) -> list[str]:
     return list(CPU_DISABLED_OPTIMIZERS) if tuple(providers) == CPU_ONLY else []
 
 
-def _content_key(model: Path, providers: Sequence[str], ort_version: str) -> str:
+def _content_key(model: Path, providers: Sequence[str], ort_version: str, weights: Path | None = None) -> str:
     digest = hashlib.sha1(usedforsecurity=False)
-    with open(model, "rb") as handle:
-        while chunk := handle.read(_HASH_CHUNK):
-            digest.update(chunk)
+    for part in (model, weights) if weights is not None else (model,):
+        with open(part, "rb") as handle:
+            while chunk := handle.read(_HASH_CHUNK):
+                digest.update(chunk)
     digest.update(f"|{ort_version}|{','.join(providers)}|{','.join(disabled_optimizers(providers))}".encode())
     return digest.hexdigest()[:24]
 
@@ -79,15 +82,23 @@ def _prune(directory: Path, keep: int = KEEP_ENTRIES) -> None:
     entries = sorted(directory.glob("*.onnx"), key=lambda p: p.stat().st_mtime, reverse=True)
     for stale in entries[keep:]:
         stale.unlink(missing_ok=True)
+        for weights in directory.glob(f"{stale.stem}.*.data"):
+            weights.unlink(missing_ok=True)
 
 
 def _write_optimized(ort: Any, model: Path, target: Path, providers: Sequence[str], threads: int) -> bool:
     """Optimize ``model`` once and store the graph at ``target`` (atomically); False when that fails."""
     temporary = target.with_name(f".{target.stem}.{os.getpid()}.tmp.onnx")
+    # the weights go beside the graph, under the name the graph refers to (so not renamed afterwards);
+    # onnxruntime would otherwise keep references to a model's own external-data file, not found here
+    weights = target.with_name(f"{target.stem}.{os.getpid()}.data")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         options = session_options(ort, threads, ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED)
         options.optimized_model_filepath = str(temporary)
+        options.add_session_config_entry("session.optimized_model_external_initializers_file_name", weights.name)
+        options.add_session_config_entry("session.optimized_model_external_initializers_min_size_in_bytes",
+                                         str(EXTERNAL_MIN_BYTES))
         _session(ort, model, options, providers)
         os.replace(temporary, target)
         _prune(target.parent)
@@ -95,13 +106,17 @@ def _write_optimized(ort: Any, model: Path, target: Path, providers: Sequence[st
     except Exception as error:  # noqa: BLE001 - the cache is an optimization, never a failure
         log.debug("not caching the optimized graph: %s", type(error).__name__)
         temporary.unlink(missing_ok=True)
+        weights.unlink(missing_ok=True)
         return False
 
 
-def create_session(model: str | Path, providers: Sequence[str], threads: int, use_cache: bool = True) -> Any:
+def create_session(model: str | Path, providers: Sequence[str], threads: int, use_cache: bool = True,
+                   weights: str | Path | None = None) -> Any:
     """An ``ORT_ENABLE_ALL`` session for ``model``, from the cached optimized graph when possible.
 
-    Only CPU-only sessions use the cache (an optimized graph may hold provider-specific kernels).
+    ``weights`` is the model's external-data file, if it has one (part of the cache key). Only CPU-only
+    sessions use the cache (an optimized graph may hold provider-specific kernels). An entry is the graph
+    and a ``.data`` file of its weights.
     """
     import onnxruntime as ort
 
@@ -111,7 +126,8 @@ def create_session(model: str | Path, providers: Sequence[str], threads: int, us
     if directory is not None:
         cached = None
         try:
-            cached = directory / f"{model.stem}-{_content_key(model, providers, ort.__version__)}.onnx"
+            key = _content_key(model, providers, ort.__version__, Path(weights) if weights else None)
+            cached = directory / f"{model.stem}-{key}.onnx"
             if cached.is_file() or _write_optimized(ort, model, cached, providers, threads):
                 session = _session(ort, cached, session_options(ort, threads, full), providers)
                 os.utime(cached)  # most recently used: kept by _prune

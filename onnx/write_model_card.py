@@ -11,6 +11,8 @@ import argparse
 import json
 from pathlib import Path
 
+from medcorr.detector import weights_name
+
 VARIANTS = (("torch_fp32", "PyTorch fp32"), ("onnx_fp32", "ONNX fp32"), ("onnx_int8", "ONNX int8 (shipped)"))
 METRICS = (("localisation", "localisation"), ("flag_accuracy", "flag acc."), ("sentence_accuracy", "sentence acc."),
            ("auc", "flag AUC"))
@@ -142,8 +144,9 @@ def render(meta: dict, summary: dict, model_size: int) -> str:
     thresholds = ", ".join(f"{f['threshold']:.3f}" for f in folds)
     return f"""# medcorr default detector — model card
 
-**Version** {meta['version']} · **file** `model.onnx` (ONNX opset {meta['opset']}, int8 dynamic quantization,
-{model_size / 1e6:.1f} MB) · **tokenizer** `tokenizer.json` (WordPiece, uncased) · **max length**
+**Version** {meta['version']} · **files** `model.onnx` (ONNX opset {meta['opset']}, int8 dynamic quantization,
+{model_size / 1e6:.1f} MB with its weights `model.data`) and `model.unpadded.onnx` (the same graph without the
+attention masks, for calls without padding; it reads the same weights) · **tokenizer** `tokenizer.json` (WordPiece, uncased) · **max length**
 {meta['max_length']} tokens per window.
 
 ## What it is
@@ -205,6 +208,8 @@ Precision / recall of the flag by threshold (mean over test folds), for triage u
 ## Verification of the export
 ONNX fp32 vs PyTorch max abs logit difference {meta['verification']['fp32_max_abs_diff']:.2e}; int8 vs
 PyTorch {meta['verification']['int8_max_abs_diff']:.2e} (on {meta['verification']['notes']} verification notes).
+Unpadded graphs vs their full graphs on single windows: max abs difference
+{meta['verification'].get('unpadded_max_abs_diff', float('nan')):.1e}.
 """
 
 
@@ -215,7 +220,9 @@ def main() -> None:
     args = parser.parse_args()
     meta = json.loads((args.model_dir / "medcorr_model.json").read_text(encoding="utf-8"))
     summary = json.loads(args.cv.read_text(encoding="utf-8"))
-    card = render(meta, summary, (args.model_dir / meta["model_file"]).stat().st_size)
+    graph = args.model_dir / meta["model_file"]
+    weights = args.model_dir / weights_name(graph.name)
+    card = render(meta, summary, graph.stat().st_size + (weights.stat().st_size if weights.is_file() else 0))
     (args.model_dir / "model_card.md").write_text(card, encoding="utf-8")
     print(card)
 

@@ -10,11 +10,12 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from medcorr.detector import META_FILE, MODEL_FILE, TOKENIZER_FILE
+from medcorr.detector import META_FILE, MODEL_FILE, TOKENIZER_FILE, unpadded_name, weights_name
 from medcorr.encoding import NoteEncoder
 from medcorr.substitutions import SUBSTITUTIONS_FILE
 from medcorr.train.model import DetectorModel
 from medcorr.train.trainer import load_checkpoint
+from medcorr.train.unpadded import write_unpadded
 
 log = logging.getLogger(__name__)
 FP32_FILE = "model.fp32.onnx"
@@ -74,6 +75,24 @@ def max_abs_diff(model: DetectorModel, encoder: NoteEncoder, onnx_path: Path,
     return float(max(diffs))
 
 
+def unpadded_max_abs_diff(graph: Path, encoder: NoteEncoder,
+                          notes: Sequence[tuple[str, Sequence[tuple[int, int]]]]) -> float:
+    """Largest difference between a graph and its unpadded twin on single windows (no padding): 0 when
+    the twin is right."""
+    import onnxruntime as ort
+
+    sessions = [ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+                for path in (graph, graph.with_name(unpadded_name(graph.name)))]
+    worst = 0.0
+    for window in (w for ws in encoder.encode_notes(list(notes)) for w in ws):
+        batch = encoder.collate([window])
+        feeds = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask,
+                 "segment_mask": batch.segment_mask}
+        full, twin = (session.run(None, feeds) for session in sessions)
+        worst = max([worst] + [float(np.abs(a - b).max()) for a, b in zip(full, twin)])
+    return worst
+
+
 def export_checkpoint(checkpoint: Path, out: Path, keep_fp32: bool = True,
                       verify_notes: Sequence[tuple[str, Sequence[tuple[int, int]]]] = VERIFY_NOTES) -> dict:
     """Export a ``medcorr train`` checkpoint into a model directory the component can load."""
@@ -86,6 +105,9 @@ def export_checkpoint(checkpoint: Path, out: Path, keep_fp32: bool = True,
     fp32_diff = max_abs_diff(model, encoder, fp32, verify_notes)
     quantize_int8(fp32, out / MODEL_FILE)
     int8_diff = max_abs_diff(model, encoder, out / MODEL_FILE, verify_notes)
+    for graph in (fp32, out / MODEL_FILE):
+        write_unpadded(graph)
+    unpadded_diff = max(unpadded_max_abs_diff(graph, encoder, verify_notes) for graph in (fp32, out / MODEL_FILE))
     shutil.copy(checkpoint / "backbone" / TOKENIZER_FILE, out / TOKENIZER_FILE)
     if (checkpoint / SUBSTITUTIONS_FILE).is_file():
         shutil.copy(checkpoint / SUBSTITUTIONS_FILE, out / SUBSTITUTIONS_FILE)
@@ -100,10 +122,11 @@ def export_checkpoint(checkpoint: Path, out: Path, keep_fp32: bool = True,
         "training": {k: v for k, v in record.items() if k not in {"config"}},
         "config": config,
         "verification": {"fp32_max_abs_diff": fp32_diff, "int8_max_abs_diff": int8_diff,
-                         "notes": len(verify_notes)},
+                         "unpadded_max_abs_diff": unpadded_diff, "notes": len(verify_notes)},
     }
     (out / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
     if not keep_fp32:
-        fp32.unlink()
+        for name in (fp32.name, unpadded_name(fp32.name), weights_name(fp32.name)):
+            (out / name).unlink()
     log.info("exported: fp32 max abs diff %.2e, int8 max abs diff %.2e", fp32_diff, int8_diff)
     return meta
