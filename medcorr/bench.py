@@ -890,6 +890,9 @@ def _detector_worker(spec: dict[str, Any]) -> dict[str, Any]:
 
         torch.set_num_threads(threads)
         torch.set_num_interop_threads(1)
+        import numpy as np
+
+        np.finfo(np.float32), np.finfo(np.float64)  # numpy computes (and caches) its limits in IEEE mode
         torch.set_flush_denormal(True)  # the arithmetic mode of the ONNX detector's model threads
         checkpoint = Path(spec["checkpoint"])
         model, record = load_checkpoint(checkpoint)
