@@ -492,3 +492,19 @@ def test_crc32c_c_extension_is_installed():
     from kafka.record import util
 
     assert util.crc32c_c is not None, "kafka-python[crc32c] is a dependency; the C checksum module is missing"
+
+
+def test_pipe_batches_inside_a_kafka_batch_follow_the_detector():
+    from types import SimpleNamespace
+
+    from medcorr.stream.consumer import OVERLAP_PIPE_BATCH, pipe_batch_size
+
+    def nlp_with(batch_size: int | None) -> Any:
+        pipes = {} if batch_size is None else {"medcorr": SimpleNamespace(detector=SimpleNamespace(batch_size=batch_size))}
+        return SimpleNamespace(pipe_names=list(pipes), get_pipe=pipes.__getitem__)
+
+    assert pipe_batch_size(nlp_with(1), 32) == OVERLAP_PIPE_BATCH  # one window per call: overlap inside the batch
+    assert pipe_batch_size(nlp_with(1), 3) == 3
+    assert pipe_batch_size(nlp_with(64), 32) == 32  # a batched (CUDA) detector keeps its calls full
+    assert pipe_batch_size(nlp_with(None), 32) == 32  # not a medcorr pipeline
+    assert pipe_batch_size(nlp_with(1), 0) == 1
