@@ -36,16 +36,6 @@ CPU_BATCH_SIZE = 1
 GPU_BATCH_SIZE = 64
 
 
-#: Marks the detector's model threads (see :func:`_start_model_thread`).
-_MODEL_THREAD = threading.local()
-
-
-def _start_model_thread() -> None:
-    """Initializer of the call pool's threads: they flush denormals (:mod:`medcorr.denormals`)."""
-    _MODEL_THREAD.active = True
-    flush_denormals()
-
-
 def unpadded_name(graph_file: str) -> str:
     """The unpadded twin of a graph file: ``model.onnx`` → ``model.unpadded.onnx``
     (see :mod:`medcorr.train.unpadded`)."""
@@ -330,7 +320,7 @@ class OnnxDetector:
         # every model call runs in this pool (threads start on first use): its threads flush denormals, so
         # the caller's threads keep their floating-point mode
         self._pool = ThreadPoolExecutor(self.concurrent_calls, thread_name_prefix="medcorr-onnx",
-                                        initializer=_start_model_thread)
+                                        initializer=flush_denormals)
 
     @staticmethod
     def _read_meta(model_dir: Path) -> dict[str, Any]:
