@@ -48,10 +48,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "export", help="export a checkpoint to ONNX fp32 + int8 (needs the 'train' extra)",
         description="Export a 'medcorr train' checkpoint to ONNX (opset 17, dynamic batch/sequence/segment axes), "
                     "verify ONNX against PyTorch on real inputs (max abs diff reported) and write an int8 "
-                    "dynamically-quantized model.onnx that the component loads.")
+                    "dynamically-quantized model.onnx that the component loads, its weights in model.data, and "
+                    "model.unpadded.onnx (the same graph without attention masks, for one-window calls; "
+                    "verified equal on single windows).")
     export.add_argument("checkpoint", metavar="DIR", help="directory written by 'medcorr train'")
     export.add_argument("--out", required=True, metavar="MODEL_DIR", help="model directory to write")
-    export.add_argument("--no-fp32", action="store_true", help="do not keep model.fp32.onnx")
+    export.add_argument("--no-fp32", action="store_true", help="do not keep model.fp32.onnx (nor its .data and unpadded graph)")
     export.set_defaults(func=run_export)
 
     cv = subparsers.add_parser(
