@@ -155,8 +155,13 @@ class PendingPredictions:
             future.cancel()
 
     def result(self) -> list[NotePrediction]:
-        """The predictions of the prepared notes (re-raises an exception of a model call)."""
-        segment_logits, token_logits = strip_padding(future.result() for future in self._futures)
+        """The predictions of the prepared notes (re-raises an exception of a model call, after dropping
+        the calls that have not started)."""
+        try:
+            segment_logits, token_logits = strip_padding(future.result() for future in self._futures)
+        except BaseException:
+            self.cancel()
+            raise
         return decode_outputs(self.prepared.windows_per_note, self.prepared.sentence_counts,
                               segment_logits, token_logits)
 
@@ -218,7 +223,8 @@ def run_in_batches(encoder: NoteEncoder, windows: Sequence[Window], batch_size: 
     :func:`decode_outputs` takes; shared by the ONNX detector and the PyTorch evaluation. ``map_batches``
     (an order-keeping ``map``) may run the batches concurrently.
     """
-    return run_collated(collate_buckets(encoder, windows, batch_size, max_padding), run_batch, map_batches)
+    batches = collate_buckets(encoder, windows, batch_size, max_padding)
+    return strip_padding(map_batches(partial(_with_batch, run_batch), batches))
 
 
 def collate_buckets(encoder: NoteEncoder, windows: Sequence[Window], batch_size: int,
@@ -226,13 +232,6 @@ def collate_buckets(encoder: NoteEncoder, windows: Sequence[Window], batch_size:
     """The length-bucketed, padded model inputs of ``windows``, one batch at a time."""
     buckets = length_buckets(windows, batch_size, max_padding)
     return (encoder.collate([windows[i] for i in bucket]) for bucket in buckets)
-
-
-def run_collated(batches: Iterable[Batch], run_batch: Callable[[Batch], tuple[np.ndarray, np.ndarray]],
-                 map_batches: Callable[..., Iterable[Any]] = map,
-                 ) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
-    """Run ``run_batch`` on each batch and strip the padding: logits keyed by ``id(window)``."""
-    return strip_padding(map_batches(partial(_with_batch, run_batch), batches))
 
 
 def strip_padding(outputs: Iterable[tuple[Batch, tuple[np.ndarray, np.ndarray]]],
@@ -389,8 +388,7 @@ class OnnxDetector:
 
     def run_prepared(self, prepared: PreparedNotes) -> list[NotePrediction]:
         """Run the model on prepared notes and decode the predictions (``predict = run_prepared ∘ prepare``)."""
-        segment_logits, token_logits = run_collated(prepared.batches, self.run_batch, self._map_batches)
-        return decode_outputs(prepared.windows_per_note, prepared.sentence_counts, segment_logits, token_logits)
+        return self.submit(prepared).result()
 
     def submit(self, prepared: PreparedNotes) -> PendingPredictions:
         """Queue the model calls of prepared notes in the detector's call pool and return at once.
@@ -407,12 +405,7 @@ class OnnxDetector:
         """Run the model over windows in length-bucketed batches; logits keyed by ``id(window)``."""
         # the pool's map keeps the order and runs ``concurrent_calls`` at once (onnxruntime drops the GIL)
         return run_in_batches(self.encoder, windows, self.batch_size, self.run_batch, self.max_padding,
-                              self._map_batches)
-
-    @property
-    def _map_batches(self) -> Callable[..., Iterable[Any]]:
-        """An order-keeping ``map`` over model calls, in the call pool (``concurrent_calls`` at once)."""
-        return self._pool.map
+                              self._pool.map)
 
     def run_batch(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
         """One onnxruntime call: ``(segment_logits, token_logits)``. A batch without padding runs the
