@@ -86,14 +86,17 @@ class ConnectorConfigError(StreamError):
     exit_code = EXIT_USAGE
 
 
+def _medcorr_pipe(nlp: Any) -> Any:
+    """The pipeline's ``medcorr`` component, or None."""
+    return nlp.get_pipe("medcorr") if "medcorr" in getattr(nlp, "pipe_names", ()) else None
+
+
 def model_version_of(nlp: Any) -> str:
     """``nlp.get_pipe("medcorr").model_version`` when there is one, else ``"unknown"``."""
     try:
-        if "medcorr" in getattr(nlp, "pipe_names", ()):
-            return str(getattr(nlp.get_pipe("medcorr"), "model_version", "unknown") or "unknown")
+        return str(getattr(_medcorr_pipe(nlp), "model_version", "unknown") or "unknown")
     except Exception:  # noqa: BLE001 (a version label must never stop the stream)
-        pass
-    return "unknown"
+        return "unknown"
 
 
 #: ``nlp.pipe`` batch inside one Kafka batch when the detector runs one window per model call (CPU): the
@@ -106,7 +109,7 @@ OVERLAP_PIPE_BATCH = 8
 def pipe_batch_size(nlp: Any, notes: int) -> int:
     """Notes per ``nlp.pipe`` batch for a Kafka batch of ``notes`` (see :data:`OVERLAP_PIPE_BATCH`)."""
     try:
-        detector = nlp.get_pipe("medcorr").detector if "medcorr" in getattr(nlp, "pipe_names", ()) else None
+        detector = getattr(_medcorr_pipe(nlp), "detector", None)
     except Exception:  # noqa: BLE001 (a tuning guess must never stop the stream)
         detector = None
     one_window_calls = getattr(detector, "batch_size", None) == 1
