@@ -954,7 +954,9 @@ def _profile_worker(spec: dict[str, Any]) -> dict[str, Any]:
         options = session_options(ort, threads_per_call)
         options.enable_profiling = True
         options.profile_file_prefix = str(Path(directory) / "int8")
-        session = ort.InferenceSession(str(detector.model_dir / detector.model_file), options, providers=[CPU],
+        # the graph the detector runs on these windows: the unpadded one for one-window calls
+        graph = detector.unpadded_file or detector.model_file
+        session = ort.InferenceSession(str(detector.model_dir / graph), options, providers=[CPU],
                                        disabled_optimizers=disabled_optimizers([CPU]))
         def run_batch(batch: Any) -> tuple[Any, Any]:
             outputs = session.run(None, {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask,
