@@ -104,9 +104,9 @@ def main() -> int:
         marks: dict[str, float] = {}
 
         class Timed(StreamProcessor):
-            def _handle_batch(self, records, polled_at):
-                marks.setdefault("first", polled_at)
-                super()._handle_batch(records, polled_at)
+            def _finish(self, batch):
+                marks.setdefault("first", batch.polled_at)  # batches finish in poll order
+                super()._finish(batch)
                 marks["last"] = time.monotonic()
 
         processor = Timed(config, nlp)

@@ -12,6 +12,7 @@ import time
 
 from spacy.language import Language
 from spacy.tokens import Doc
+from spacy.util import minibatch
 
 from medcorr.finding import ErrorType, Finding, Verdict
 
@@ -37,9 +38,10 @@ class FakeMedcorr:
 
     model_version = MODEL_VERSION
 
-    def __init__(self, delay: float = 0.0, threshold: float = 0.5) -> None:
+    def __init__(self, delay: float = 0.0, threshold: float = 0.5, lookahead: bool = False) -> None:
         self.delay = delay
         self.threshold = threshold
+        self.lookahead = lookahead
 
     def __call__(self, doc: Doc) -> Doc:
         if self.delay:
@@ -72,20 +74,31 @@ class FakeMedcorr:
         return doc
 
     def pipe(self, docs, batch_size: int = 32):
-        for doc in docs:
-            yield self(doc)
+        """Doc by doc; with ``lookahead``, like the real component: a batch is yielded only after the
+        next one has been pulled from upstream (the real one runs its model meanwhile)."""
+        if not self.lookahead:
+            for doc in docs:
+                yield self(doc)
+            return
+        held: list[Doc] = []
+        for batch in minibatch(docs, size=batch_size):
+            done = [self(doc) for doc in batch]
+            yield from held
+            held = done
+        yield from held
 
 
-@Language.factory("medcorr_test_fake", default_config={"delay": 0.0, "threshold": 0.5})
-def make_fake(nlp: Language, name: str, delay: float, threshold: float) -> FakeMedcorr:
+@Language.factory("medcorr_test_fake", default_config={"delay": 0.0, "threshold": 0.5, "lookahead": False})
+def make_fake(nlp: Language, name: str, delay: float, threshold: float, lookahead: bool) -> FakeMedcorr:
     """Factory of the fake component."""
-    return FakeMedcorr(delay=delay, threshold=threshold)
+    return FakeMedcorr(delay=delay, threshold=threshold, lookahead=lookahead)
 
 
-def fake_nlp(delay: float = 0.0, threshold: float = 0.5) -> Language:
+def fake_nlp(delay: float = 0.0, threshold: float = 0.5, lookahead: bool = False) -> Language:
     """A blank English pipeline with the fake component under the name ``medcorr``."""
     import spacy
 
     nlp = spacy.blank("en")
-    nlp.add_pipe("medcorr_test_fake", name="medcorr", config={"delay": delay, "threshold": threshold})
+    nlp.add_pipe("medcorr_test_fake", name="medcorr",
+                 config={"delay": delay, "threshold": threshold, "lookahead": lookahead})
     return nlp

@@ -435,6 +435,87 @@ def test_offsets_left_by_a_rebalance_are_committed_on_revocation():
     assert [e[1] for e in kafka.events if e[0] == "commit"] == [{0: 2}]
 
 
+def _kinds(kafka, wanted=("poll", "send", "flush", "commit")) -> list:
+    return [e[0] if e[0] != "commit" else ("commit", e[1][0]) for e in kafka.events if e[0] in wanted]
+
+
+def test_next_batch_is_polled_while_the_pipeline_holds_the_previous_and_commits_stay_in_order():
+    batches = [[note_message(0, "Fine."), note_message(1, "Amoxicillin.")],
+               [note_message(2, "Fine."), note_message(3, "Fine.")], [note_message(4, "Fine.")]]
+    code, kafka, processor = run_fake(batches, nlp=fake_nlp(lookahead=True), batch_size=2)
+    assert code == EXIT_OK
+    kinds = _kinds(kafka)
+    # batch 2 is polled (and fed) before batch 1 is delivered: the model never waits for a commit
+    assert kinds[:2] == ["poll", "poll"]
+    assert kinds.index("poll", 2) < kinds.index(("commit", 4))
+    assert [k for k in kinds if isinstance(k, tuple)] == [("commit", 2), ("commit", 4), ("commit", 5)]
+    for commit in (("commit", 2), ("commit", 4), ("commit", 5)):
+        assert kinds[kinds.index(commit) - 1] == "flush"  # committed right after its outputs were acknowledged
+    sent = [int(s[3]["medcorr.source.offset"]) for s in kafka.sent]
+    assert sent == [0, 1, 2, 3, 4]
+    assert processor.summary.messages == 5 and processor.summary.batches == 3 and processor.summary.flagged == 1
+
+
+def test_unusable_batch_behind_an_unfinished_one_waits_its_turn():
+    batches = [[note_message(0, "Fine."), note_message(1, "Fine.")],
+               [Rec("notes", 0, 2, None, b"not json")], [note_message(3, "Fine.")]]
+    code, kafka, processor = run_fake(batches, nlp=fake_nlp(lookahead=True), batch_size=2)
+    assert code == EXIT_OK
+    commits = [e[1] for e in kafka.events if e[0] == "commit"]
+    assert commits == [{0: 2}, {0: 3}, {0: 4}]
+    assert [(s[0], int(s[3]["medcorr.source.offset"])) for s in kafka.sent] == [
+        ("medcorr.findings", 0), ("medcorr.findings", 1), ("medcorr.dlq", 2), ("medcorr.findings", 3)]
+
+
+def test_pipeline_exception_in_a_burst_checks_the_notes_in_flight_one_by_one():
+    batches = [[note_message(0, "Fine."), note_message(1, "Amoxicillin.")],
+               [note_message(2, f"Bad {CRASH_MARKER} note."), note_message(3, "Fine.")]]
+    code, kafka, processor = run_fake(batches, nlp=fake_nlp(lookahead=True), batch_size=2)
+    assert code == EXIT_OK
+    by_offset = {int(s[3]["medcorr.source.offset"]): s for s in kafka.sent}
+    assert sorted(by_offset) == [0, 1, 2, 3]
+    assert [by_offset[o][0] for o in range(4)] == ["medcorr.findings", "medcorr.findings", "medcorr.dlq",
+                                                  "medcorr.findings"]
+    assert by_offset[2][3]["medcorr.error.code"] == "PIPELINE_ERROR"
+    assert by_offset[1][3]["medcorr.verdict.flag"] == "true"
+    assert [e[1] for e in kafka.events if e[0] == "commit"] == [{0: 2}, {0: 4}]
+    assert processor.summary.dead_lettered == 1 and processor.summary.processed == 3
+
+
+def test_partition_revoked_while_its_batch_is_in_flight_is_not_committed(caplog):
+    def setup(kafka):
+        kafka.revoke_before_poll = {2}  # the second poll comes while batch 1 is still in the pipeline
+
+    batches = [[note_message(0, "Fine."), note_message(1, "Fine.")], [note_message(2, "Fine.")]]
+    with caplog.at_level("INFO", logger="medcorr.stream"):
+        code, kafka, processor = run_fake(batches, nlp=fake_nlp(lookahead=True), setup=setup, batch_size=2)
+    assert code == EXIT_OK
+    assert [int(s[3]["medcorr.source.offset"]) for s in kafka.sent] == [0, 1, 2]  # outputs still sent
+    assert [e[1] for e in kafka.events if e[0] == "commit"] == [{0: 3}]  # batch 1 alone never commits
+    assert any("batches in flight lost partitions" in r.getMessage() for r in caplog.records)
+
+
+def test_stop_inside_a_burst_finishes_the_batches_in_hand():
+    batches = [[note_message(0, "Fine."), note_message(1, "Fine.")], [note_message(2, "Fine.")],
+               [note_message(3, "Fine.")]]
+
+    def setup(kafka):
+        poll = kafka.poll
+
+        def poll_then_sigterm(timeout_ms=0, max_records=None):
+            result = poll(timeout_ms, max_records)
+            if kafka.polls == 2:
+                kafka.processor.stop("test: SIGTERM")
+            return result
+
+        kafka.poll = poll_then_sigterm
+
+    code, kafka, _ = run_fake(batches, nlp=fake_nlp(lookahead=True), setup=setup, batch_size=2)
+    assert code == EXIT_OK
+    assert [e[1] for e in kafka.events if e[0] == "commit"] == [{0: 2}, {0: 3}]  # both polled batches
+    assert kafka.polls == 2  # nothing polled after the stop
+
+
 def test_dead_letter_too_large_for_the_dlq_is_sent_without_its_value():
     def setup(kafka):
         kafka.too_large_topic = "medcorr.dlq"

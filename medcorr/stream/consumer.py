@@ -1,16 +1,23 @@
 """The at-least-once Kafka loop of ``medcorr stream``.
 
-One cycle (the quixstreams "checkpoint" pattern, with ``enable_auto_commit=False``)::
+One cycle per polled batch (the quixstreams "checkpoint" pattern, with ``enable_auto_commit=False``)::
 
     poll a batch -> read the notes (bad ones become dead-letter records) -> nlp.pipe over the good notes
     -> map verdicts to FHIR Bundles -> send outputs and DLQ records -> producer.flush()
     -> check every send succeeded -> commit the batch's offsets
 
-Nothing is committed before every record of the batch is acknowledged by the broker, so a crash at any
-point re-delivers exactly the uncommitted batch (duplicates carry the same idempotency key and the same
-value). A failed send stops the process (exit 3) without committing. Partition revocation (rebalance)
-commits whatever is done and not yet committed. The broker being unreachable at start or during the run
-is retried with backoff and logged; after ``broker_timeout`` seconds the process exits with code 3.
+While messages keep coming, consecutive batches flow through one long ``nlp.pipe`` call (a *burst*): the
+next batch is polled and fed to the pipeline while the model still works on the end of the previous one,
+so the model does not wait for the delivery and commit of every batch. Batches are still finished
+(delivered, acknowledged, committed) one at a time and in poll order, so nothing is committed before
+every record of that batch and of every earlier batch is acknowledged by the broker: a crash at any point
+re-delivers exactly the uncommitted batches (duplicates carry the same idempotency key and the same
+value). A burst ends when a poll finds nothing new, on stop, or at ``max_messages``; the batches in hand
+are then finished. A failed send stops the process (exit 3) without committing. Partition revocation
+(rebalance) commits whatever is done and not yet committed; batches still in the pipeline are finished
+and sent, but their revoked partitions are not committed (their new owner redoes them). The broker being
+unreachable at start or during the run is retried with backoff and logged; after ``broker_timeout``
+seconds the process exits with code 3.
 
 Logs carry ids, offsets, codes and counts; never note text (kafka-python's own DEBUG logging, which
 prints request payloads, is capped at INFO).
@@ -21,8 +28,9 @@ import logging
 import math
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from medcorr import __version__
 from medcorr.fhir import BadInputError, NoteInput, read_notes, verdict_to_bundle
@@ -54,6 +62,9 @@ EXIT_PIPELINE = 4
 #: A broker heard from within this many seconds counts as reachable (for the idle-timeout exit).
 _HEALTHY_WINDOW_S = 15.0
 _PROGRESS_EVERY_S = 30.0
+#: Poll timeout inside a burst: records kafka-python has prefetched come back at once; when none are
+#: there within this time the burst ends and the batches in hand are finished.
+_BURST_POLL_MS = 5
 
 
 class StreamError(Exception):
@@ -99,15 +110,16 @@ def model_version_of(nlp: Any) -> str:
         return "unknown"
 
 
-#: ``nlp.pipe`` batch inside one Kafka batch when the detector runs one window per model call (CPU): the
-#: medcorr component then overlaps the model on one pipe batch with the upstream components and verdicts
-#: of the next. On the broker tests' short notes, 231 against 221 notes/s (medians of 4 interleaved
-#: pairs, every pair faster). A batched detector (CUDA) gets the whole Kafka batch, to keep its calls full.
+#: ``nlp.pipe`` batch when the detector runs one window per model call (CPU): the medcorr component then
+#: overlaps the model on one pipe batch with the upstream components and verdicts of the next. On the
+#: broker tests' short notes, 231 against 221 notes/s (medians of 4 interleaved pairs, every pair faster,
+#: with one ``nlp.pipe`` call per Kafka batch). A batched detector (CUDA) gets pipe batches of a whole
+#: Kafka batch, to keep its calls full.
 OVERLAP_PIPE_BATCH = 8
 
 
 def pipe_batch_size(nlp: Any, notes: int) -> int:
-    """Notes per ``nlp.pipe`` batch for a Kafka batch of ``notes`` (see :data:`OVERLAP_PIPE_BATCH`)."""
+    """Notes per ``nlp.pipe`` batch for Kafka batches of ``notes`` (see :data:`OVERLAP_PIPE_BATCH`)."""
     try:
         detector = getattr(_medcorr_pipe(nlp), "detector", None)
     except Exception:  # noqa: BLE001 (a tuning guess must never stop the stream)
@@ -137,6 +149,28 @@ class _Item:
     message: str | None = None
     verdict: Verdict | None = None
     out: OutRecord | None = None
+
+
+@dataclass
+class _Batch:
+    """One polled batch on its way through a burst; finished (delivered, committed) in poll order."""
+
+    records: list[Any]
+    items: list[_Item]
+    polled_at: float
+    #: next offset to commit per partition (partitions revoked while the batch is in flight are removed)
+    offsets: dict[Any, int]
+    #: good notes whose verdict has not come back from the pipeline yet
+    awaiting: int = 0
+
+
+class _FeedFailed(Exception):
+    """Carries an exception raised while polling or finishing batches inside a burst's note feed, so
+    that it is not mistaken for a pipeline exception on its way out of ``nlp.pipe``."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(qualified_name(cause))
+        self.cause = cause
 
 
 @dataclass
@@ -200,6 +234,10 @@ class StreamProcessor:
         self.consumer: Any = None
         self.producer: Any = None
         self._pending: dict[Any, int] = {}
+        #: polled batches not finished yet, in poll order, and their good notes awaiting a verdict
+        self._in_flight: deque[_Batch] = deque()
+        self._awaiting: deque[tuple[_Batch, _Item]] = deque()
+        self._polled_messages = 0
         self._last_contact = time.monotonic()
         self._last_activity = time.monotonic()
         self._last_health_check = 0.0
@@ -386,18 +424,12 @@ class StreamProcessor:
         poll_ms = int(config.poll_timeout * 1000)
         while not self.stopping:
             self.metrics.heartbeat()
-            limit = config.batch_size
-            if config.max_messages is not None:
-                left = config.max_messages - self.summary.messages
-                if left <= 0:
-                    self.stop(f"max_messages={config.max_messages} reached")
-                    break
-                limit = min(limit, left)
             polled_at = time.monotonic()
-            polled = self.consumer.poll(timeout_ms=poll_ms, max_records=limit)
-            records = [record for batch in polled.values() for record in batch]
+            records = self._poll(poll_ms)
             now = time.monotonic()
             if not records:
+                if self.stopping:
+                    break
                 self._check_broker(now)
                 self._update_lag(now, force=False)
                 self._maybe_log_progress(now)
@@ -409,42 +441,126 @@ class StreamProcessor:
                 ):
                     self.stop(f"idle for {config.idle_timeout:g}s")
                 continue
-            self._last_contact = self._last_activity = now
-            self._handle_batch(records, polled_at)
-            self._update_lag(time.monotonic(), force=True)
-            self._maybe_log_progress(time.monotonic())
+            self._run_burst(records, polled_at)
 
-    def _handle_batch(self, records: list[Any], polled_at: float) -> None:
+    def _poll(self, timeout_ms: int) -> list[Any]:
+        """The records of one poll (at most ``batch_size``, and none past ``max_messages``)."""
+        config = self.config
+        limit = config.batch_size
+        if config.max_messages is not None:
+            left = config.max_messages - self._polled_messages
+            if left <= 0:
+                self.stop(f"max_messages={config.max_messages} reached")
+                return []
+            limit = min(limit, left)
+        polled = self.consumer.poll(timeout_ms=timeout_ms, max_records=limit)
+        records = [record for batch in polled.values() for record in batch]
+        if records:
+            self._polled_messages += len(records)
+            self._last_contact = self._last_activity = time.monotonic()
+        return records
+
+    def _run_burst(self, records: list[Any], polled_at: float) -> None:
+        """Feed ``records`` and the batches polled after them through one ``nlp.pipe`` call; finish every
+        batch (deliver, then commit) in poll order as its last verdict comes back."""
+        batch_size = pipe_batch_size(self.nlp, self.config.batch_size)
+        try:
+            for doc in self.nlp.pipe(self._feed(records, polled_at), batch_size=batch_size):
+                self._take_result(_verdict_or_error(doc))
+                self._finish_ready()
+        except _FeedFailed as failed:
+            raise failed.cause from None
+        except StreamError:
+            raise
+        except Exception as error:  # noqa: BLE001 (the pipeline failed on a batch: find the culprit note)
+            logger.warning(
+                "pipeline raised %s with %d notes in flight; checking them one by one",
+                qualified_name(error), len(self._awaiting),
+            )
+            while self._awaiting:
+                self._take_result(self._check_alone(self._awaiting[0][1]))
+        self._finish_ready()
+
+    def _feed(self, records: list[Any], polled_at: float) -> Iterator[str]:
+        """The texts of the good notes of ``records``, then of the batches polled after them, until a poll
+        finds nothing new, the processor stops, or a batch of unusable messages has to wait behind
+        unfinished ones (so that they never pile up)."""
+        try:
+            while True:
+                for item in self._start_batch(records, polled_at):
+                    yield item.note.text  # type: ignore[union-attr]
+                self._finish_ready()
+                if self.stopping or (self._in_flight and self._in_flight[-1].awaiting == 0):
+                    return
+                self.metrics.heartbeat()
+                polled_at = time.monotonic()
+                records = self._poll(_BURST_POLL_MS)
+                if not records:
+                    return
+        except Exception as error:
+            raise _FeedFailed(error) from error
+
+    def _start_batch(self, records: list[Any], polled_at: float) -> list[_Item]:
+        """Read ``records`` into a batch in flight; its good notes, which now await their verdicts."""
+        from kafka import TopicPartition
+
         items: list[_Item] = []
+        offsets: dict[Any, int] = {}
         for record in records:
             items.extend(self._read(record))
+            tp = TopicPartition(record.topic, record.partition)
+            offsets[tp] = max(offsets.get(tp, -1), record.offset + 1)
         good = [item for item in items if item.error is None]
-        if good:
-            verdicts = self._run_pipeline([item.note.text for item in good])  # type: ignore[union-attr]
-            for item, result in zip(good, verdicts):
-                if isinstance(result, Verdict):
-                    item.verdict = result
-                else:
-                    item.error, item.code = result, PIPELINE_ERROR
-                    item.message = f"{qualified_name(result)} in the medcorr pipeline: {str(result)[:300]}"
+        batch = _Batch(records, items, polled_at, offsets, awaiting=len(good))
+        self._in_flight.append(batch)
+        self._awaiting.extend((batch, item) for item in good)
+        return good
+
+    def _take_result(self, result: Verdict | BaseException) -> None:
+        """Attach the pipeline's result to the oldest note awaiting one."""
+        batch, item = self._awaiting.popleft()
+        batch.awaiting -= 1
+        if isinstance(result, Verdict):
+            item.verdict = result
+            self._consecutive_pipeline_errors = 0
+            return
+        item.error, item.code = result, PIPELINE_ERROR
+        item.message = f"{qualified_name(result)} in the medcorr pipeline: {str(result)[:300]}"
+        self.metrics.pipeline_errors.inc()
+        self._consecutive_pipeline_errors += 1
+        limit = self.config.max_consecutive_pipeline_errors
+        if limit and self._consecutive_pipeline_errors >= limit:
+            raise PipelineBrokenError(
+                f"{self._consecutive_pipeline_errors} consecutive notes raised in the pipeline (last: "
+                f"{qualified_name(result)}); stopping without committing this batch "
+                f"(max_consecutive_pipeline_errors={limit})"
+            )
+
+    def _check_alone(self, item: _Item) -> Verdict | BaseException:
+        try:
+            return verdict_of(self.nlp(item.note.text))  # type: ignore[union-attr]
+        except Exception as error:  # noqa: BLE001
+            return error
+
+    def _finish_ready(self) -> None:
+        """Finish the oldest batches in flight whose every note has its verdict."""
+        while self._in_flight and self._in_flight[0].awaiting == 0:
+            self._finish(self._in_flight.popleft())
+
+    def _finish(self, batch: _Batch) -> None:
+        """Build, deliver and commit one batch, then count it."""
+        items = batch.items
         for item in items:
             self._build(item)
         self._deliver([item.out for item in items if item.out is not None])
         delivered_at = time.monotonic()
-
-        offsets: dict[Any, int] = {}
-        from kafka import TopicPartition
-
-        for record in records:
-            tp = TopicPartition(record.topic, record.partition)
-            offsets[tp] = max(offsets.get(tp, -1), record.offset + 1)
-        self._pending.update(offsets)
+        self._pending.update(batch.offsets)
         self._commit_pending()
 
         # bookkeeping after the commit: these counts are committed work
         summary = self.summary
         summary.batches += 1
-        summary.messages += len(records)
+        summary.messages += len(batch.records)
         dead_messages = set()
         for item in items:
             out = item.out
@@ -461,20 +577,24 @@ class StreamProcessor:
                 if item.verdict is not None and item.verdict.flag:
                     summary.flagged += 1
                     self.metrics.flagged.inc()
-                self.metrics.latency.observe(delivered_at - polled_at)
+                self.metrics.latency.observe(delivered_at - batch.polled_at)
+        records = batch.records
         self.metrics.messages.inc(len(records) - len(dead_messages), outcome="ok")
         self.metrics.messages.inc(len(dead_messages), outcome="dead_letter")
-        self.metrics.batch.observe(time.monotonic() - polled_at)
+        self.metrics.batch.observe(time.monotonic() - batch.polled_at)
         if logger.isEnabledFor(logging.DEBUG):
             spans = ", ".join(
                 f"{tp.partition}@{min(r.offset for r in records if r.partition == tp.partition)}-{offset - 1}"
-                for tp, offset in sorted(offsets.items(), key=lambda kv: kv[0].partition)
+                for tp, offset in sorted(batch.offsets.items(), key=lambda kv: kv[0].partition)
             )
             logger.debug(
                 "batch committed: %d messages (%s), %d outputs, %d dead letters, %.3fs",
                 len(records), spans, sum(1 for i in items if i.out and not i.out.dead_letter),
-                sum(1 for i in items if i.out and i.out.dead_letter), time.monotonic() - polled_at,
+                sum(1 for i in items if i.out and i.out.dead_letter), time.monotonic() - batch.polled_at,
             )
+        now = time.monotonic()
+        self._update_lag(now, force=True)
+        self._maybe_log_progress(now)
 
     # ------------------------------------------------------------------ steps
 
@@ -496,42 +616,6 @@ class StreamProcessor:
             else:
                 items.append(_Item(record, coords, note=note))
         return items
-
-    def _run_pipeline(self, texts: list[str]) -> list[Verdict | BaseException]:
-        """One verdict (or the exception raised for that note) per text, in order."""
-        try:
-            docs = list(self.nlp.pipe(texts, batch_size=pipe_batch_size(self.nlp, len(texts))))
-            results: list[Verdict | BaseException] = []
-            for doc in docs:
-                try:
-                    results.append(verdict_of(doc))
-                except Exception as error:  # noqa: BLE001
-                    results.append(error)
-        except Exception as error:  # noqa: BLE001
-            logger.warning(
-                "pipeline raised %s on a batch of %d notes; checking them one by one",
-                qualified_name(error), len(texts),
-            )
-            results = []
-            for text in texts:
-                try:
-                    results.append(verdict_of(self.nlp(text)))
-                except Exception as note_error:  # noqa: BLE001
-                    results.append(note_error)
-        for result in results:
-            if isinstance(result, Verdict):
-                self._consecutive_pipeline_errors = 0
-                continue
-            self.metrics.pipeline_errors.inc()
-            self._consecutive_pipeline_errors += 1
-            limit = self.config.max_consecutive_pipeline_errors
-            if limit and self._consecutive_pipeline_errors >= limit:
-                raise PipelineBrokenError(
-                    f"{self._consecutive_pipeline_errors} consecutive notes raised in the pipeline (last: "
-                    f"{qualified_name(result)}); stopping without committing this batch "
-                    f"(max_consecutive_pipeline_errors={limit})"
-                )
-        return results
 
     def _build(self, item: _Item) -> None:
         """Set ``item.out``: the output record, or the dead-letter record."""
@@ -745,7 +829,8 @@ class StreamProcessor:
     # ------------------------------------------------------------------ rebalance
 
     def on_revoked(self, revoked: list[Any]) -> None:
-        """Commit finished work of the revoked partitions before another consumer takes them."""
+        """Commit finished work of the revoked partitions before another consumer takes them; batches still
+        in the pipeline will not commit those partitions."""
         revoked_set = set(revoked)
         mine = {tp: offset for tp, offset in self._pending.items() if tp in revoked_set}
         if mine:
@@ -756,6 +841,14 @@ class StreamProcessor:
             except StreamError as error:
                 logger.error("commit on revocation failed: %s (that work will be redone)", error)
             self._pending = others
+        in_flight = 0
+        for batch in self._in_flight:
+            kept = {tp: offset for tp, offset in batch.offsets.items() if tp not in revoked_set}
+            in_flight += len(batch.offsets) > len(kept)
+            batch.offsets = kept
+        if in_flight:
+            logger.info("%d batches in flight lost partitions: their outputs are still sent, their offsets on "
+                        "those partitions are not committed (the new owner redoes them)", in_flight)
         for tp in revoked:
             self.metrics.lag.remove(topic=tp.topic, partition=str(tp.partition))
         logger.info("partitions revoked: %s", _describe_partitions(revoked))
@@ -767,6 +860,13 @@ class StreamProcessor:
         assigned_set = set(assigned)
         self._pending = {tp: o for tp, o in self._pending.items() if tp in assigned_set}
         logger.info("partitions assigned: %s", _describe_partitions(assigned))
+
+
+def _verdict_or_error(doc: Any) -> Verdict | BaseException:
+    try:
+        return verdict_of(doc)
+    except Exception as error:  # noqa: BLE001
+        return error
 
 
 def _rebalance_listener_base() -> type:
