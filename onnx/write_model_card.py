@@ -145,8 +145,8 @@ def render(meta: dict, summary: dict, model_size: int) -> str:
     return f"""# medcorr default detector — model card
 
 **Version** {meta['version']} · **files** `model.onnx` (ONNX opset {meta['opset']}, int8 dynamic quantization,
-{model_size / 1e6:.1f} MB with its weights `model.data`) and `model.unpadded.onnx` (the same graph without the
-attention masks, for calls without padding; it reads the same weights) · **tokenizer** `tokenizer.json` (WordPiece, uncased) · **max length**
+{model_size / 1e6:.1f} MB with its weights `model.data`) and `model.unpadded.onnx` (the same computation for one window per
+call: no attention masks, no batch axis in attention; it reads the same weights) · **tokenizer** `tokenizer.json` (WordPiece, uncased) · **max length**
 {meta['max_length']} tokens per window.
 
 ## What it is
@@ -208,7 +208,7 @@ Precision / recall of the flag by threshold (mean over test folds), for triage u
 ## Verification of the export
 ONNX fp32 vs PyTorch max abs logit difference {meta['verification']['fp32_max_abs_diff']:.2e}; int8 vs
 PyTorch {meta['verification']['int8_max_abs_diff']:.2e} (on {meta['verification']['notes']} verification notes).
-Unpadded graphs vs their full graphs on single windows: max abs difference
+Unpadded graphs vs their full graphs on single windows (CPU sessions as the detector's): max abs difference
 {meta['verification'].get('unpadded_max_abs_diff', float('nan')):.1e}.
 """
 

@@ -28,9 +28,11 @@ def test_train_export_and_load(tmp_path, capsys):
     assert main(["export", str(checkpoint), "--out", str(model_dir)]) == 0
     verification = json.loads(capsys.readouterr().out)["verification"]
     assert verification["fp32_max_abs_diff"] < 1e-3
+    assert verification["unpadded_max_abs_diff"] == 0.0  # the one-window twin computes the same
     meta = json.loads((model_dir / "medcorr_model.json").read_text())
     assert meta["version"] == "smoke" and meta["opset"] >= 17
-    assert {p.name for p in model_dir.iterdir()} >= {"model.onnx", "model.fp32.onnx", "tokenizer.json",
+    assert {p.name for p in model_dir.iterdir()} >= {"model.onnx", "model.unpadded.onnx", "model.data",
+                                                    "model.fp32.onnx", "tokenizer.json",
                                                     "substitutions.json", "medcorr_model.json"}
 
     nlp = spacy.blank("en")

@@ -71,3 +71,34 @@ def test_drop_attention_masks_refuses_a_softmax_it_does_not_know():
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
     with pytest.raises(ValueError, match="not fed by an addition"):
         drop_attention_masks(helper.make_model(graph))
+
+
+def test_attention_loses_its_batch_axis_in_the_unpadded_graph():
+    onnx = pytest.importorskip("onnx")
+    from medcorr.train.unpadded import drop_attention_batch_axis, drop_attention_masks
+
+    model = onnx.load(str(default_model_dir() / MODEL_FILE), load_external_data=False)
+    drop_attention_masks(model)
+    assert drop_attention_batch_axis(model) == 24  # 4 per layer: queries, keys, values, context
+    perms = [list(a.ints) for n in model.graph.node if n.op_type == "Transpose" for a in n.attribute]
+    assert sorted(map(tuple, perms)) == sorted([(1, 0, 2)] * 18 + [(1, 2, 0)] * 6)
+    assert all(i.type.tensor_type.shape.dim[0].dim_value == 1 for i in model.graph.input)
+    shipped = onnx.load(str(default_model_dir() / unpadded_name(MODEL_FILE)), load_external_data=False)
+    shipped_perms = [list(a.ints) for n in shipped.graph.node if n.op_type == "Transpose" for a in n.attribute]
+    assert sorted(map(tuple, shipped_perms)) == sorted(map(tuple, perms))  # the shipped twin has it
+
+
+def test_drop_attention_batch_axis_refuses_an_attention_it_does_not_know():
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    from medcorr.train.unpadded import drop_attention_batch_axis
+
+    nodes = [helper.make_node("Reshape", ["x", "shape"], ["r"]),
+             helper.make_node("Transpose", ["r"], ["t"], perm=[0, 2, 1, 3]),
+             helper.make_node("Softmax", ["t"], ["y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 8]),
+                                           helper.make_tensor_value_info("shape", TensorProto.INT64, [4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    with pytest.raises(ValueError, match="not Concat"):
+        drop_attention_batch_axis(helper.make_model(graph))

@@ -49,8 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Export a 'medcorr train' checkpoint to ONNX (opset 17, dynamic batch/sequence/segment axes), "
                     "verify ONNX against PyTorch on real inputs (max abs diff reported) and write an int8 "
                     "dynamically-quantized model.onnx that the component loads, its weights in model.data, and "
-                    "model.unpadded.onnx (the same graph without attention masks, for one-window calls; "
-                    "verified equal on single windows).")
+                    "model.unpadded.onnx (the same computation for one-window calls, without attention masks "
+                    "and without a batch axis in attention; verified equal on single windows).")
     export.add_argument("checkpoint", metavar="DIR", help="directory written by 'medcorr train'")
     export.add_argument("--out", required=True, metavar="MODEL_DIR", help="model directory to write")
     export.add_argument("--no-fp32", action="store_true", help="do not keep model.fp32.onnx (nor its .data and unpadded graph)")

@@ -1,9 +1,15 @@
-"""The unpadded graph: the detector's graph without its attention-mask additions, weights shared.
+"""The unpadded graph: the detector's graph for one window per call, weights shared.
 
 A call on one window (the CPU default) has no padding, so every attention mask value is 0.0 and
 ``scores + mask`` equals ``scores`` bit for bit. onnxruntime still adds the broadcast ``[batch, 1, L, L]``
 mask to every layer's ``[batch, heads, L, L]`` scores and builds the mask itself: about 1 ms of a 17 ms
 window on one thread. The unpadded graph leaves both out; the detector runs it for calls without padding.
+
+With one window there is no batch axis to keep either: the attention tensors become ``[L, heads, d]``
+instead of ``[1, L, heads, d]`` (:func:`drop_attention_batch_axis`). The head transposes are then of the
+form onnxruntime folds into its ``FusedMatMul`` (``transBatchA`` / ``transBatchB``, a strided read
+instead of a copy): 18 of the 24 ``Transpose`` nodes go, with the same arithmetic, so the same outputs.
+The unpadded graph's inputs have a batch of exactly 1.
 
 The weights move to one external-data file (``<name>.data``) that both graphs reference, so the model
 directory holds them once.
@@ -65,6 +71,60 @@ def drop_attention_masks(model) -> int:
     return dropped
 
 
+def _perm(node) -> list[int]:
+    return [int(p) for a in node.attribute if a.name == "perm" for p in a.ints]
+
+
+def drop_attention_batch_axis(model) -> int:
+    """For a graph that runs one window per call: attention ``Reshape``\ s to ``[L, heads, d]`` and head
+    ``Transpose``\ s without the batch axis, inputs and outputs with a batch of 1. Returns how many
+    transposes were rewritten (four per layer); raises ``ValueError`` on an attention of another form.
+
+    Each layer has ``Reshape(x, Concat(batch, L, heads, d))`` then ``Transpose`` for the queries, keys
+    and values, and a ``Transpose`` of the ``probs × values`` ``MatMul`` before the reshape back to
+    ``[batch, L, hidden]`` (which stays: ``[L, heads, d]`` reshapes to it as ``[1, L, heads, d]`` did).
+    """
+    graph = model.graph
+    producers = {out: node for node in graph.node for out in node.output}
+    consumers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    layers = sum(node.op_type == "Softmax" for node in graph.node)
+    head_shapes, head_reshapes, transposes = {}, set(), []
+    for node in graph.node:
+        perm = _perm(node) if node.op_type == "Transpose" else []
+        source = producers.get(node.input[0]) if perm else None
+        if len(perm) != 4 or perm[0] != 0 or source is None or source.op_type not in ("Reshape", "MatMul"):
+            continue
+        if source.op_type == "Reshape":
+            shape = producers.get(source.input[1])
+            if shape is None or shape.op_type != "Concat" or len(shape.input) != 4:
+                raise ValueError(f"attention reshape {source.name!r}: its shape is not Concat(batch, L, heads, d)")
+            head_shapes[shape.output[0]] = shape
+            head_reshapes.add(source.name)
+        transposes.append(node)
+    if not layers or len(transposes) != 4 * layers or len(head_reshapes) != 3 * layers:
+        raise ValueError(f"expected 4 head transposes and 3 head reshapes per layer ({layers} layers), found "
+                         f"{len(transposes)} and {len(head_reshapes)}")
+    for name, shape in head_shapes.items():
+        if any(user.name not in head_reshapes for user in consumers.get(name, [])):
+            raise ValueError(f"shape {shape.name!r} is used outside the attention reshapes")
+        del shape.input[0]  # the batch size
+    for node in transposes:
+        perm = _perm(node)
+        attribute = next(a for a in node.attribute if a.name == "perm")
+        del attribute.ints[:]
+        attribute.ints.extend(p - 1 for p in perm[1:])
+    for value in list(graph.input) + list(graph.output):
+        dims = value.type.tensor_type.shape.dim
+        if dims:
+            dims[0].Clear()
+            dims[0].dim_value = 1
+    del graph.value_info[:]  # shapes recorded for the 4-d layout; onnxruntime infers them again
+    return len(transposes)
+
+
 def _prune(graph) -> None:
     """Remove nodes that no graph output depends on, and initializers no node reads."""
     needed = {out.name for out in graph.output}
@@ -82,8 +142,9 @@ def _prune(graph) -> None:
 
 
 def write_unpadded(graph_path: Path) -> Path:
-    """Move ``graph_path``'s weights to ``<name>.data`` and write its unpadded twin beside it; returns the
-    twin's path. The original graph computes exactly what it did."""
+    """Move ``graph_path``'s weights to ``<name>.data`` and write its unpadded twin (one window per call: no
+    attention masks, no batch axis in attention) beside it; returns the twin's path. The original graph
+    computes exactly what it did."""
     import onnx
 
     graph_path = Path(graph_path)
@@ -95,6 +156,7 @@ def write_unpadded(graph_path: Path) -> Path:
     (graph_path.parent / weights).chmod(0o644)  # onnx creates it readable by its owner only
     twin = onnx.load(str(graph_path), load_external_data=False)  # initializers keep their references
     drop_attention_masks(twin)
+    drop_attention_batch_axis(twin)
     target = graph_path.with_name(unpadded_name(graph_path.name))
     onnx.save_model(twin, str(target))
     return target
