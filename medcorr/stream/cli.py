@@ -1,9 +1,9 @@
 """``medcorr stream``: the Kafka connector subcommand (also ``python -m medcorr.stream``).
 
 Exit codes: 0 stopped cleanly (signal, ``--max-messages``, ``--idle-timeout``), 1 unexpected failure,
-2 bad settings, 3 broker unreachable or a record not delivered (nothing of the batch in hand committed),
-4 the pipeline raised for too many consecutive notes (model broken; nothing of the batch committed),
-130 second interrupt (hard stop, batch not committed).
+2 bad settings, 3 broker unreachable or a record not delivered (nothing of the batches in hand committed),
+4 the pipeline raised for too many consecutive notes (model broken; nothing of the batches in hand committed),
+130 second interrupt (hard stop, batches in hand not committed).
 """
 from __future__ import annotations
 
@@ -74,7 +74,8 @@ def register(subparsers: Any) -> None:
             "Consume FHIR DocumentReferences (R4/R5 JSON, or Bundles of them) from Kafka, check each note, and "
             "write one FHIR Bundle of DetectedIssues per note to the output topic (an empty Bundle with a "
             "verdict extension when clean) and every unusable message to the dead-letter topic. "
-            "At-least-once: offsets are committed only after every record of a batch is acknowledged."
+            "At-least-once: a batch's offsets are committed only after every record of it and of every earlier "
+            "batch is acknowledged."
         ),
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -165,7 +166,7 @@ def run_stream(config: Any, nlp: Any = None, install_signals: bool = True) -> in
             name = signal.Signals(signum).name
             if processor.stopping:
                 raise KeyboardInterrupt(name)
-            log.info("%s received: finishing the batch in hand, then committing and exiting", name)
+            log.info("%s received: finishing the batches in hand, then committing and exiting", name)
             processor.stop(name)
 
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -13,7 +13,7 @@ Served by :func:`start_metrics_server` on ``/metrics`` (and a liveness probe on 
 ``commits_total``               successful offset commits
 ``consumer_lag``                high watermark minus position, by ``topic`` and ``partition``
 ``note_latency_seconds``        histogram: poll of the batch -> output acknowledged, per note
-``batch_seconds``               histogram: one poll-process-produce-commit cycle
+``batch_seconds``               histogram: one batch, polled -> committed
 ``info``                        constant 1 with ``version``, ``model_version``, ``fhir_version`` labels
 """
 from __future__ import annotations
@@ -168,7 +168,7 @@ class StreamMetrics:
         self.commits = Counter("commits_total", "Successful offset commits.")
         self.lag = Gauge("consumer_lag", "High watermark minus consumer position, per partition.")
         self.latency = Histogram("note_latency_seconds", "Per note: batch polled -> output acknowledged.")
-        self.batch = Histogram("batch_seconds", "One poll-process-produce-commit cycle.")
+        self.batch = Histogram("batch_seconds", "One batch: polled -> committed.")
         self.info = Gauge("info", "Build information (constant 1).")
         self.last_loop = time.monotonic()
 
