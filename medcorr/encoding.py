@@ -87,6 +87,15 @@ class NoteEncoder:
         offsets = offsets.reshape(-1, 2)
         starts = np.asarray([start for start, _ in spans], dtype=np.int64)
         sentence_of_token = np.clip(np.searchsorted(starts, offsets[:, 0], side="right") - 1, 0, len(spans) - 1)
+        if ids.size <= self.max_length - 2:  # the whole note in one window (most notes): what packing gives
+            sentences, local = np.unique(sentence_of_token, return_inverse=True)
+            return [self._window(note_index, ids, offsets, np.arange(ids.size), local.astype(np.int32),
+                                 [int(sentence) for sentence in sentences])]
+        return self._packed_windows(note_index, ids, offsets, sentence_of_token)
+
+    def _packed_windows(self, note_index: int, ids: np.ndarray, offsets: np.ndarray,
+                        sentence_of_token: np.ndarray) -> list[Window]:
+        """Whole sentences packed into windows in order; a sentence longer than a window is split."""
         budget = self.max_length - 2
         windows: list[Window] = []
         current: list[tuple[int, np.ndarray]] = []  # (sentence, token indices)
@@ -110,6 +119,12 @@ class NoteEncoder:
         segment_of_token = np.concatenate(
             [np.full(piece.size, local, dtype=np.int32) for local, (_, piece) in enumerate(segments)]
         )
+        return self._window(note_index, ids, offsets, token_index, segment_of_token,
+                            [sentence for sentence, _ in segments])
+
+    def _window(self, note_index: int, ids: np.ndarray, offsets: np.ndarray, token_index: np.ndarray,
+                segment_of_token: np.ndarray, segment_sentences: list[int]) -> Window:
+        """The window of the tokens ``token_index`` (in order), between [CLS] and [SEP]."""
         special = np.asarray([-1], dtype=np.int32)
         no_offset = np.asarray([[-1, -1]], dtype=np.int64)
         return Window(
@@ -117,7 +132,7 @@ class NoteEncoder:
             input_ids=np.concatenate([[self.cls_id], ids[token_index], [self.sep_id]]).astype(np.int64),
             offsets=np.concatenate([no_offset, offsets[token_index], no_offset]),
             segment_of_token=np.concatenate([special, segment_of_token, special]),
-            segment_sentences=[sentence for sentence, _ in segments],
+            segment_sentences=segment_sentences,
         )
 
     def collate(self, windows: Sequence[Window]) -> Batch:

@@ -38,6 +38,22 @@ def test_sentence_longer_than_window_is_split_not_truncated(encoder):
     assert sum(int((w.segment_of_token == local).sum()) for w, local in pieces) == 200
 
 
+def test_a_note_that_fits_one_window_gets_what_packing_would_give(encoder):
+    notes = [_note(["Fever and cough.", "", "Given amoxicillin.", "Stable."]), _note(["One sentence only."]),
+             ("Text before the first sentence. Then one.", [(32, 41)])]
+    for index, (text, spans) in enumerate(notes):
+        (window,) = encoder.encode_notes([(text, spans)])[0]
+        encoding = encoder.tokenizer.encode(text, add_special_tokens=False)
+        ids, offsets = np.asarray(encoding.ids), np.asarray(encoding.offsets).reshape(-1, 2)
+        starts = np.asarray([start for start, _ in spans])
+        sentence_of_token = np.clip(np.searchsorted(starts, offsets[:, 0], side="right") - 1, 0, len(spans) - 1)
+        (packed,) = encoder._packed_windows(0, ids, offsets, sentence_of_token)
+        assert window.segment_sentences == packed.segment_sentences
+        for name in ("input_ids", "offsets", "segment_of_token"):
+            expected = getattr(packed, name)
+            assert np.array_equal(getattr(window, name), expected) and getattr(window, name).dtype == expected.dtype
+
+
 def test_empty_note_has_no_windows(encoder):
     assert encoder.encode_notes([("", []), ("   ", [(0, 3)])]) == [[], []]
 
