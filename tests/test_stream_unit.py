@@ -335,6 +335,18 @@ def test_failed_send_means_no_commit_and_exit_3():
     assert processor.summary.messages == 0  # nothing counted as done
 
 
+def test_failed_send_of_a_batch_finished_inside_the_note_feed_stops_with_exit_3(caplog):
+    # a batch of unusable messages only is finished while the pipeline pulls notes (no note goes in):
+    # its failed send must stop the loop as a delivery failure, not pass for a pipeline exception
+    batches = [[Rec("notes", 0, 0, None, b"{")], [note_message(1, "Fine.")]]
+    with caplog.at_level("WARNING", logger="medcorr.stream"):
+        code, kafka, processor = run_fake(batches, nlp=fake_nlp(lookahead=True), fail_topic="medcorr.dlq")
+    assert code == EXIT_BROKER
+    assert not any("pipeline raised" in r.getMessage() for r in caplog.records)
+    assert not [e for e in kafka.events if e[0] == "commit"]
+    assert processor.metrics.pipeline_errors.total() == 0 and processor.summary.messages == 0
+
+
 def test_pipeline_exception_dead_letters_that_note_only():
     batches = [[note_message(0, "Fine."), note_message(1, f"Bad {CRASH_MARKER} note."), note_message(2, "Amoxicillin.")]]
     code, kafka, _ = run_fake(batches)
