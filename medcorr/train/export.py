@@ -80,12 +80,9 @@ def unpadded_max_abs_diff(graph: Path, encoder: NoteEncoder,
     """Largest difference between a graph and its unpadded twin on single windows (no padding), in CPU
     sessions set up as the detector's: 0 when the twin is right. (onnxruntime's default sessions would
     fuse ``SkipLayerNormalization`` into the 4-d graph only, which the detector leaves out on CPU.)"""
-    import onnxruntime as ort
+    from medcorr.ort_cache import CPU_ONLY, create_session
 
-    from medcorr.ort_cache import CPU_ONLY, disabled_optimizers, session_options
-
-    sessions = [ort.InferenceSession(str(path), session_options(ort, 1), providers=list(CPU_ONLY),
-                                     disabled_optimizers=disabled_optimizers(CPU_ONLY))
+    sessions = [create_session(path, CPU_ONLY, 1, use_cache=False)
                 for path in (graph, graph.with_name(unpadded_name(graph.name)))]
     worst = 0.0
     for window in (w for ws in encoder.encode_notes(list(notes)) for w in ws):

@@ -76,8 +76,8 @@ def _perm(node) -> list[int]:
 
 
 def drop_attention_batch_axis(model) -> int:
-    """For a graph that runs one window per call: attention ``Reshape``\ s to ``[L, heads, d]`` and head
-    ``Transpose``\ s without the batch axis, inputs and outputs with a batch of 1. Returns how many
+    """For a graph that runs one window per call: attention ``Reshape`` nodes to ``[L, heads, d]`` and head
+    ``Transpose`` nodes without the batch axis, inputs and outputs with a batch of 1. Returns how many
     transposes were rewritten (four per layer); raises ``ValueError`` on an attention of another form.
 
     Each layer has ``Reshape(x, Concat(batch, L, heads, d))`` then ``Transpose`` for the queries, keys
