@@ -12,7 +12,8 @@ and the same thread count, after a warm-up:
   pipeline);
 * cold start: seconds from ``import spacy`` to the first finished note, in a fresh interpreter;
 * the model's FLOPs per token (from the ONNX graph) and the fraction of the machine's matrix-multiply rate
-  (measured in the same run with onnxruntime) that the detector achieves;
+  that the detector achieves: against the rate sampled between the chunks of the same pass (the target's
+  figure, :mod:`medcorr.matmul_rate`), and against the best rate of the run's separate measurements;
 * where the int8 detector's time goes: onnxruntime's kernel times by op class (int8 matmuls, attention
   matmuls, softmax, layer norm, GELU, the rest) over a sample of notes, and the matmul fraction it would
   reach if only its int8 matmuls took time.
@@ -40,6 +41,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from medcorr.cli import UsageError
+from medcorr.matmul_rate import SAMPLE_RUNS, SAMPLE_SHAPE, RateSampler, SamplerUnavailable
 
 RESULT_MARKER = "MEDCORR_BENCH_RESULT "
 DEFAULT_BATCH_SIZE = 32
@@ -49,9 +51,6 @@ LATENCY_MAX_NOTES = 100
 PROGRESS_EVERY_S = 10.0
 MIB = 1024 * 1024
 GIB = 1024 * MIB
-# (M, K, N) of the matrix-multiply rate probes: a large square-ish product and the MiniLM FFN shape.
-MATMUL_SHAPES: tuple[tuple[int, int, int], ...] = ((4096, 1024, 1024), (4096, 384, 1536))
-MATMUL_MIN_SECONDS = 0.3  # per shape and dtype: at least 5 runs and this long; the median run counts
 PROFILE_MAX_NOTES = 64  # notes whose windows the int8 op-time profile runs (evenly spaced)
 PROFILE_WARMUP_CALLS = 3  # model calls before the profiled ones (their events are dropped)
 #: onnxruntime op types by what they compute, for the int8 detector's op-time profile (the rest: elementwise
@@ -105,7 +104,8 @@ TARGETS: tuple[Target, ...] = (
     Target("peak_rss_gib", "peak RSS of the end-to-end pipelines (the larger), GiB", 1.0, False),
     Target("cold_start_s", "cold start (import spacy → first finished note, default pipeline, runtime install: "
            "torch not importable), s", 3.0, False),
-    Target("int8_matmul_fraction", "ONNX int8 useful FLOP/s ÷ measured int8 matmul FLOP/s", 0.40, True),
+    Target("int8_matmul_fraction", "ONNX int8 useful FLOP/s ÷ int8 matmul FLOP/s sampled during the same passes "
+           "(median over the passes)", 0.40, True),
 )
 
 
@@ -530,6 +530,10 @@ def merge_rounds(results: Sequence[dict[str, Any]], notes: int, sentences: int |
         merged.update({"detector_ratios": ratios, "detector_ratio": statistics.median(ratios),
                        "detector_seconds_all": detector_times,
                        "detector_notes_per_s": notes / statistics.median(detector_times)})
+    if all("matmul_capacity_gflop_all" in result for result in results):
+        merged["matmul_capacity_gflop_all"] = [c for result in results for c in result["matmul_capacity_gflop_all"]]
+    else:  # a fraction from some rounds only would not be the median over the passes
+        merged.pop("matmul_capacity_gflop_all", None)
     if sentences is not None:
         merged["sentences_per_s"] = sentences / seconds
     if "stats" in merged:
@@ -622,7 +626,12 @@ def model_flops(model_file: Path, window_lengths: Sequence[int]) -> dict[str, An
 
 
 def _add_efficiency(variants: dict[str, dict[str, Any]], flops: dict[str, Any], matmul: dict[str, Any]) -> None:
-    """Useful GFLOP/s of each detector variant and its fraction of the matching matmul rate."""
+    """Useful GFLOP/s of each detector variant and its fraction of the matching matmul rate.
+
+    ``matmul_fraction`` (the target's figure): per pass, the useful FLOPs ÷ the FLOPs the matmul could have
+    done in the pass's seconds at the rate sampled during it; the median over the passes.
+    ``matmul_fraction_of_best_rate``: the median pass's useful FLOP/s ÷ the best rate of the run's separate
+    ``matmul`` measurements (one per round)."""
     total = flops.get("useful_flops_per_pass")
     for name, variant in variants.items():
         seconds = variant.get("seconds_median")
@@ -631,7 +640,14 @@ def _add_efficiency(variants: dict[str, dict[str, Any]], flops: dict[str, Any], 
         achieved = total / seconds
         variant["useful_gflops_per_s"] = achieved / 1e9
         rate = matmul.get("int8_gflops_per_s" if name.startswith("onnx_int8") else "fp32_gflops_per_s")
-        variant["matmul_fraction"] = achieved / (rate * 1e9) if rate else None
+        variant["matmul_fraction_of_best_rate"] = achieved / (rate * 1e9) if rate else None
+        capacities = variant.get("matmul_capacity_gflop_all")
+        if capacities and len(capacities) == len(variant["seconds_all"]):
+            variant["matmul_fractions"] = [total / 1e9 / capacity for capacity in capacities]
+            variant["matmul_rate_during_passes_gflops_per_s"] = [
+                capacity / passed for capacity, passed in zip(capacities, variant["seconds_all"])]
+        variant["matmul_fraction"] = (statistics.median(variant["matmul_fractions"])
+                                      if variant.get("matmul_fractions") else None)
 
 
 def _add_profile_bound(profile: dict[str, Any], int8: dict[str, Any]) -> None:
@@ -704,33 +720,34 @@ def render_markdown(report: dict[str, Any]) -> str:
         "of that measurement (each runs in a fresh interpreter).",
         "",
         "| Runtime | notes/s | sentences/s | tokens/s | padding | p50 ms/note | p99 ms/note | peak RSS MiB "
-        "| useful GFLOP/s | of matmul rate |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| useful GFLOP/s | of matmul rate during the pass | of the run's best matmul rate |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, variant in report["detector"].items():
         label = VARIANT_LABELS.get(name, name)
         if variant.get("status") != "ok":
-            lines.append(f"| {label} | {variant.get('status')}: {variant.get('note', '')} | | | | | | | | |")
+            lines.append(f"| {label} | {variant.get('status')}: {variant.get('note', '')} | | | | | | | | | |")
             continue
         latency = variant.get("latency_ms") or {}
-        fraction = variant.get("matmul_fraction")
+        paired_fraction, best_fraction = variant.get("matmul_fraction"), variant.get("matmul_fraction_of_best_rate")
         padding = variant.get("stats", {}).get("padding_fraction")
         lines.append(
             f"| {label} | {_fmt(variant['notes_per_s'])} | {_fmt(variant['sentences_per_s'], 0)} "
             f"| {_fmt(variant['tokens_per_s'], 0)} | {_fmt(100 * padding if padding is not None else None, 0)}% "
             f"| {_fmt(latency.get('p50'))} | {_fmt(latency.get('p99'))} "
             f"| {_fmt(variant['peak_rss_bytes'] / MIB, 0)} | {_fmt(variant.get('useful_gflops_per_s'))} "
-            f"| {_fmt(100 * fraction if fraction is not None else None)}% |"
+            f"| {_fmt(100 * paired_fraction if paired_fraction is not None else None)}% "
+            f"| {_fmt(100 * best_fraction if best_fraction is not None else None)}% |"
         )
     paired: list[str] = []
     for name, pipeline in report["end_to_end"].items():
         label = PIPELINE_LABELS.get(name, name)
         if pipeline.get("status") != "ok":
-            lines.append(f"| {label} | {pipeline.get('status')}: {pipeline.get('note', '')} | | | | | | | | |")
+            lines.append(f"| {label} | {pipeline.get('status')}: {pipeline.get('note', '')} | | | | | | | | | |")
             continue
         rss = pipeline.get("peak_rss_bytes")
         lines.append(f"| {label} | {_fmt(pipeline['notes_per_s'])} | | | | | | "
-                     f"{_fmt(rss / MIB if rss else None, 0)} | | |")
+                     f"{_fmt(rss / MIB if rss else None, 0)} | | | |")
         if pipeline.get("detector_ratio") is not None:
             paired.append(f"{label}: {_fmt(pipeline['detector_ratio'], 2)} (the detector alone ran at "
                           f"{_fmt(pipeline['detector_notes_per_s'])} notes/s in that process)")
@@ -758,7 +775,12 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"Matrix-multiply rate measured in this run with onnxruntime ({settings['threads']} thread(s), best of "
             f"{matmul.get('measurements', 1)} measurement(s), one per round, and of "
             f"{', '.join('×'.join(map(str, s)) for s in matmul['shapes'])}): int8 (DynamicQuantizeMatMul) "
-            f"{_fmt(matmul['int8_gflops_per_s'])} GFLOP/s, fp32 (MatMul) {_fmt(matmul['fp32_gflops_per_s'])} GFLOP/s.")
+            f"{_fmt(matmul['int8_gflops_per_s'])} GFLOP/s, fp32 (MatMul) {_fmt(matmul['fp32_gflops_per_s'])} GFLOP/s. "
+            f"During each detector pass the matching rate (int8 for the int8 variants, else fp32) is also sampled, "
+            f"in a separate process, before each batch of notes and after the last (each sample: the best of "
+            f"{SAMPLE_RUNS} runs of {'×'.join(map(str, SAMPLE_SHAPE))}); \"of matmul rate during the pass\" counts "
+            f"each batch's seconds at the mean of the samples around it (median over the passes)"
+            + _sampled_rate_summary(report["detector"]) + ".")
     lines += _profile_lines(report.get("int8_profile", {}))
     lines += ["", "| Target | measured | target | met |", "|---|---:|---:|:---:|"]
     for target in report["targets"].values():
@@ -767,6 +789,14 @@ def render_markdown(report: dict[str, Any]) -> str:
     if report["notes"]:
         lines += [""] + [f"- {note}" for note in report["notes"]]
     return "\n".join(lines)
+
+
+def _sampled_rate_summary(variants: dict[str, dict[str, Any]]) -> str:
+    rates = variants.get("onnx_int8", {}).get("matmul_rate_during_passes_gflops_per_s")
+    if not rates:
+        return ""
+    return (f"; the int8 rate during the shipped variant's passes: "
+            f"{', '.join(_fmt(rate, 0) for rate in rates)} GFLOP/s")
 
 
 def _profile_lines(profile: dict[str, Any]) -> list[str]:
@@ -780,7 +810,7 @@ def _profile_lines(profile: dict[str, Any]) -> list[str]:
     lines += [f"| {name} | {_fmt(100 * share)}% |" for name, share in profile["shares"].items()]
     if bound is not None:
         lines += ["", f"If every op but the int8 matmuls took no time, the detector would reach {_fmt(100 * bound)}% "
-                      "of the measured int8 matmul rate."]
+                      "of the int8 matmul rate sampled during its passes."]
     return lines
 
 
@@ -875,6 +905,33 @@ def _time_stream_passes(label: str, run_stream: Callable[[Sequence[Any]], Iterab
     return times
 
 
+def _time_sampled_passes(label: str, run_chunk: Callable[[Sequence[Any]], Any], items: Sequence[Any],
+                         batch_size: int, repeat: int, sampler: Any) -> tuple[list[float], list[float]]:
+    """Seconds of each of ``repeat`` passes (the ``run_chunk`` calls only) and the GFLOP the machine's matmul
+    could have done in them: the :class:`~medcorr.matmul_rate.RateSampler` reads the rate before each chunk
+    and after the last, and each chunk's seconds count at the mean of the two samples around it."""
+    from medcorr.lexicon import Lexicon
+
+    chunks = _chunks(items, batch_size)
+    seconds, capacities = [], []
+    for r in range(repeat):
+        Lexicon.clear_default_caches()
+        ticker = _Ticker(f"{label} pass {r + 1}/{repeat}", len(items))
+        total = capacity = 0.0
+        done, before = 0, sampler.sample()
+        for chunk in chunks:
+            start = time.perf_counter()
+            run_chunk(chunk)
+            elapsed = time.perf_counter() - start
+            after = sampler.sample()
+            total, capacity = total + elapsed, capacity + elapsed * (before + after) / 2
+            before, done = after, done + len(chunk)
+            ticker.tick(done)
+        seconds.append(total)
+        capacities.append(capacity)
+    return seconds, capacities
+
+
 def _detector_worker(spec: dict[str, Any]) -> dict[str, Any]:
     """Throughput and latency of one detector variant."""
     from medcorr.detector import OnnxDetector, TOKENIZER_FILE
@@ -907,7 +964,14 @@ def _detector_worker(spec: dict[str, Any]) -> dict[str, Any]:
         predict = detector.predict
     label = VARIANT_LABELS[variant]
     predict(_warmup_notes(notes, batch_size))
-    times = _time_passes(label, predict, notes, batch_size, repeat)
+    sampled: dict[str, Any] = {}
+    try:
+        with RateSampler(int8=variant.startswith("onnx_int8"), threads=threads) as sampler:
+            times, capacities = _time_sampled_passes(label, predict, notes, batch_size, repeat, sampler)
+        sampled = {"matmul_capacity_gflop_all": capacities}
+    except SamplerUnavailable as error:
+        times = _time_passes(label, predict, notes, batch_size, repeat)
+        sampled = {"matmul_samples_note": str(error)}
     sample = _evenly_spaced(notes, LATENCY_MAX_NOTES)
     # latency runs in one round only, with as many passes over the sample as the bench has rounds
     passes = 0
@@ -930,7 +994,7 @@ def _detector_worker(spec: dict[str, Any]) -> dict[str, Any]:
         "tokens_per_s": stats["tokens"] / seconds,
         "latency_ms": {"p50": _percentile(latencies, 50), "p99": _percentile(latencies, 99),
                        "mean": statistics.fmean(latencies), "samples": len(latencies)} if latencies else None,
-        "peak_rss_bytes": _peak_rss_bytes(), "stats": stats,
+        "peak_rss_bytes": _peak_rss_bytes(), "stats": stats, **sampled,
     }
 
 
@@ -1078,61 +1142,16 @@ def _pipeline_worker(spec: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def _matmul_graph(m: int, k: int, n: int, int8: bool) -> bytes:
-    """A one-node ONNX graph ``A[m,k] @ W[k,n]`` (int8 weights: ``DynamicQuantizeMatMul``)."""
-    import numpy as np
-    from onnx import TensorProto, helper, numpy_helper
-
-    rng = np.random.default_rng(0)
-    inputs = [helper.make_tensor_value_info("A", TensorProto.FLOAT, [m, k])]
-    outputs = [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [m, n])]
-    if int8:
-        weights = [numpy_helper.from_array(rng.integers(-127, 128, (k, n), dtype=np.int8), "W"),
-                   numpy_helper.from_array(np.full(n, 0.01, dtype=np.float32), "scale"),
-                   numpy_helper.from_array(np.zeros(n, dtype=np.int8), "zero")]
-        node = helper.make_node("DynamicQuantizeMatMul", ["A", "W", "scale", "zero"], ["Y"], domain="com.microsoft")
-        opsets = [helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
-    else:
-        weights = [numpy_helper.from_array(rng.standard_normal((k, n), dtype=np.float32), "W")]
-        node = helper.make_node("MatMul", ["A", "W"], ["Y"])
-        opsets = [helper.make_opsetid("", 17)]
-    graph = helper.make_graph([node], "matmul", inputs, outputs, initializer=weights)
-    model = helper.make_model(graph, opset_imports=opsets)
-    model.ir_version = 8
-    return model.SerializeToString()
-
-
 def _matmul_worker(spec: dict[str, Any]) -> dict[str, Any]:
-    """The machine's matrix-multiply rate with onnxruntime: best GFLOP/s over :data:`MATMUL_SHAPES`."""
+    """The machine's matrix-multiply rate with onnxruntime (:func:`medcorr.matmul_rate.best_rate`)."""
     try:
         import onnx  # noqa: F401
     except ImportError:
         return {"status": "skipped", "note": "matmul rate not measured: the 'onnx' package is not installed "
                                              "(pip install onnx)"}
-    import numpy as np
-    import onnxruntime as ort
+    from medcorr.matmul_rate import best_rate
 
-    from medcorr.ort_cache import session_options
-
-    options = session_options(ort, spec["threads"])
-    result: dict[str, Any] = {"status": "ok", "shapes": [list(s) for s in MATMUL_SHAPES], "per_shape": {}}
-    for int8 in (True, False):
-        best = 0.0
-        for m, k, n in MATMUL_SHAPES:
-            session = ort.InferenceSession(_matmul_graph(m, k, n, int8), options, providers=["CPUExecutionProvider"])
-            feed = {"A": np.random.default_rng(1).standard_normal((m, k), dtype=np.float32)}
-            session.run(None, feed)
-            runs: list[float] = []
-            started = time.perf_counter()
-            while len(runs) < 5 or (time.perf_counter() - started < MATMUL_MIN_SECONDS and len(runs) < 50):
-                start = time.perf_counter()
-                session.run(None, feed)
-                runs.append(time.perf_counter() - start)
-            rate = 2 * m * k * n / statistics.median(runs) / 1e9
-            result["per_shape"][f"{'int8' if int8 else 'fp32'} {m}x{k}x{n}"] = rate
-            best = max(best, rate)
-        result["int8_gflops_per_s" if int8 else "fp32_gflops_per_s"] = best
-    return result
+    return best_rate(spec["threads"])
 
 
 WORKERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {

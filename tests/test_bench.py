@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from medcorr.bench import (INT8_MATMUL_CLASS, OTHER_OPS, TARGETS, _percentile, load_notes, merge_cold_starts,
-                           merge_rounds, model_flops, op_class_times, render_markdown)
+from medcorr import bench
+from medcorr.bench import (INT8_MATMUL_CLASS, OTHER_OPS, TARGETS, _add_efficiency, _percentile, load_notes,
+                           merge_cold_starts, merge_rounds, model_flops, op_class_times, render_markdown)
 from medcorr.cli import UsageError
 from medcorr.detector import MODEL_FILE, default_model_dir
 
@@ -82,7 +83,14 @@ def test_flops_matmul_and_targets(report):
     int8 = report["detector"]["onnx_int8"]
     assert int8["useful_gflops_per_s"] == pytest.approx(
         flops["useful_flops_per_pass"] / int8["seconds_median"] / 1e9)
-    assert int8["matmul_fraction"] == pytest.approx(int8["useful_gflops_per_s"] / matmul["int8_gflops_per_s"])
+    assert int8["matmul_fraction_of_best_rate"] == pytest.approx(
+        int8["useful_gflops_per_s"] / matmul["int8_gflops_per_s"])
+    # the target's fraction: each pass against the rate sampled during it (one pass per round here)
+    capacities = int8["matmul_capacity_gflop_all"]
+    assert len(capacities) == len(int8["seconds_all"]) == report["settings"]["repeat"]
+    assert int8["matmul_fraction"] == pytest.approx(
+        statistics.median(flops["useful_flops_per_pass"] / 1e9 / c for c in capacities))
+    assert all(rate > 0 for rate in int8["matmul_rate_during_passes_gflops_per_s"])
     assert set(report["targets"]) == {t.name for t in TARGETS}
     for name, target in report["targets"].items():
         assert target["met"] in (True, False, None)
@@ -124,6 +132,49 @@ def test_rounds_merge_into_the_median_pass_and_the_largest_rss():
     assert merged["wall_s"] == 10.0 and merged["rounds"] == 3
     failed = {"status": "error", "note": "boom"}
     assert merge_rounds([rounds[0], failed], notes=10) == failed
+
+
+def test_rounds_merge_keeps_every_pass_matmul_capacity():
+    rounds = [{"status": "ok", "seconds_all": [2.0], "matmul_capacity_gflop_all": [1800.0]},
+              {"status": "ok", "seconds_all": [3.0], "matmul_capacity_gflop_all": [2100.0]}]
+    assert merge_rounds(rounds, notes=10)["matmul_capacity_gflop_all"] == [1800.0, 2100.0]
+    unsampled = [rounds[0], {"status": "ok", "seconds_all": [3.0], "matmul_samples_note": "no onnx"}]
+    assert "matmul_capacity_gflop_all" not in merge_rounds(unsampled, notes=10)
+
+
+def test_matmul_fraction_is_each_pass_against_the_rate_sampled_during_it():
+    variants = {"onnx_int8": {"seconds_all": [1.0, 2.0, 4.0], "seconds_median": 2.0,
+                              "matmul_capacity_gflop_all": [1000.0, 1000.0, 8000.0]},
+                "onnx_fp32": {"seconds_all": [5.0], "seconds_median": 5.0}}
+    _add_efficiency(variants, {"useful_flops_per_pass": 400e9}, {"int8_gflops_per_s": 1600.0,
+                                                                 "fp32_gflops_per_s": 200.0})
+    int8, fp32 = variants["onnx_int8"], variants["onnx_fp32"]
+    assert int8["matmul_fractions"] == pytest.approx([0.4, 0.4, 0.05]) and int8["matmul_fraction"] == 0.4
+    assert int8["matmul_rate_during_passes_gflops_per_s"] == pytest.approx([1000.0, 500.0, 2000.0])
+    assert int8["useful_gflops_per_s"] == 200.0 and int8["matmul_fraction_of_best_rate"] == 0.125
+    assert fp32["matmul_fraction"] is None and fp32["matmul_fraction_of_best_rate"] == pytest.approx(0.4)
+
+
+class _ScriptedSampler:
+    def __init__(self, rates):
+        self.rates = iter(rates)
+
+    def sample(self) -> float:
+        return next(self.rates)
+
+
+def test_sampled_passes_count_each_chunk_at_the_mean_of_the_samples_around_it(monkeypatch):
+    clock = {"now": 0.0}
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: clock["now"])
+    durations = iter([1.0, 3.0, 2.0, 2.0])
+
+    def run_chunk(chunk):
+        clock["now"] += next(durations)
+
+    sampler = _ScriptedSampler([100.0, 200.0, 300.0, 1000.0, 1000.0, 1000.0])
+    seconds, capacities = bench._time_sampled_passes("toy", run_chunk, list(range(4)), 2, 2, sampler)
+    assert seconds == [4.0, 4.0]
+    assert capacities == [1.0 * 150.0 + 3.0 * 250.0, 4.0 * 1000.0]
 
 
 def test_cold_starts_merge_into_the_median_round_whose_parts_add_up():
