@@ -591,9 +591,9 @@ def _finding_extension(finding: Finding) -> dict[str, Any]:
         {"url": "sentence", "valueInteger": int(finding.sentence)},
     ]
     if finding.text:
-        parts.append({"url": "text", "valueString": finding.text})
+        parts.append({"url": "text", "valueString": str(finding.text)})
     if finding.corrected_sentence:
-        parts.append({"url": "correctedSentence", "valueString": finding.corrected_sentence})
+        parts.append({"url": "correctedSentence", "valueString": str(finding.corrected_sentence)})
     return {"url": FINDING_EXTENSION, "extension": parts}
 
 
@@ -608,7 +608,7 @@ def _verdict_extension(
             {"url": "findings", "valueInteger": len(verdict.findings) if verdict.flag else 0},
             {"url": "modelVersion", "valueString": str(model_version or "unknown")},
             {"url": "medcorrVersion", "valueString": medcorr_version},
-            {"url": "source", "valueReference": source},
+            {"url": "source", "valueReference": dict(source)},
         ],
     }
 
@@ -628,7 +628,8 @@ def verdict_to_bundle(
     A flagged verdict gives one ``DetectedIssue`` per finding; an unflagged one an empty Bundle (its
     findings, if any, are below the flag threshold and are not emitted). Either way
     ``Bundle.meta.extension`` holds the :data:`VERDICT_EXTENSION`. ``idempotency_key`` (default: the
-    source reference) seeds the deterministic UUIDv5 ids, together with ``model_version``.
+    source reference) seeds the deterministic UUIDv5 ids, together with ``model_version``. The Bundle is
+    plain JSON (dicts, lists, str, int, float, bool) and no two of its parts are the same object.
 
     ``validation="profile"`` (default) checks the Bundle against medcorr's output profile
     (:mod:`medcorr.fhir_profile`: exact shape, fhir_core's primitive types, about 0.01 ms);
@@ -671,7 +672,7 @@ def verdict_to_bundle(
                 "text": ERROR_TYPE_DISPLAY[error_type],
             },
             "severity": severity_of(finding.score),
-            "author": author,
+            "author": dict(author),
             "implicated": [dict(source)],
             "evidence": [{"detail": [dict(source)]}],
         }
@@ -679,7 +680,7 @@ def verdict_to_bundle(
         if subject:
             issue["patient" if fhir_version == "R4" else "subject"] = subject
         if finding.correction:
-            issue["detail"] = finding.correction
+            issue["detail"] = str(finding.correction)
         entries.append({"fullUrl": f"urn:uuid:{issue['id']}", "resource": issue})
     bundle: dict[str, Any] = {
         "resourceType": "Bundle",
@@ -695,7 +696,7 @@ def verdict_to_bundle(
         check_output_bundle(bundle, fhir_version)
     else:
         validate_with_classes(bundle, fhir_version)
-    return json.loads(json.dumps(bundle))  # a fresh, plain-JSON copy
+    return bundle
 
 
 def validate_with_classes(bundle: dict[str, Any], fhir_version: FhirVersion = "R4") -> None:

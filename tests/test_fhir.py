@@ -227,6 +227,34 @@ def test_flagged_verdict_gives_one_detected_issue_per_finding(version):
     assert verdict["modelVersion"] == "model-2024.1" and verdict["source"] == reference
 
 
+def _objects(value, path="bundle"):
+    """Every dict and list of a JSON tree with its path, and the leaves' types."""
+    if isinstance(value, dict):
+        yield path, value
+        for key, item in value.items():
+            yield from _objects(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        yield path, value
+        for index, item in enumerate(value):
+            yield from _objects(item, f"{path}[{index}]")
+    else:
+        assert type(value) in (str, int, float, bool), (path, type(value))
+
+
+def test_bundle_is_plain_json_without_shared_parts():
+    import numpy as np
+
+    source = fhir.SourceRef(id="doc-1", version_id="3", subject={"reference": "Patient/p-9"})
+    finding = Finding(start=np.int64(117), end=np.int64(128), text=np.str_("amoxicillin"),
+                      type=ErrorType.PHARMACOTHERAPY, score=np.float32(0.91), sentence=np.int64(3),
+                      correction=np.str_("oseltamivir"), corrected_sentence=np.str_("He got oseltamivir."))
+    verdict = Verdict(flag=True, score=np.float32(0.9), error_sentence=3, findings=[finding, FINDING])
+    bundle = fhir.verdict_to_bundle(verdict, source, "R4", "m")
+    parts = list(_objects(bundle))  # the leaves are plain str/int/float/bool, not numpy scalars
+    assert len({id(part) for _, part in parts}) == len(parts), "a dict or list appears twice in the Bundle"
+    assert bundle == json.loads(json.dumps(bundle))
+
+
 def test_output_classes_follow_the_fhir_version():
     source = fhir.SourceRef(id="doc-1", version_id="3", subject={"reference": "Patient/p-9"})
     r4 = fhir.verdict_to_bundle(FLAGGED, source, "R4", "m")
