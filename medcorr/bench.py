@@ -120,7 +120,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Benchmark the medcorr runtime on the same notes with the same batch size and threads: the "
             "detector as ONNX int8 / ONNX fp32 / PyTorch fp32, the spaCy pipeline end to end, cold start, "
-            "and the fraction of the machine's matrix-multiply rate achieved. Prints a Markdown table, or "
+            "and the fraction of the machine's matrix-multiply rate achieved (against the rate sampled between the "
+            "detector's batches, and against the best separate reading). Prints a Markdown table, or "
             "one JSON object with --json. Progress goes to stderr."
         ),
         epilog=(
@@ -906,7 +907,7 @@ def _time_stream_passes(label: str, run_stream: Callable[[Sequence[Any]], Iterab
 
 
 def _time_sampled_passes(label: str, run_chunk: Callable[[Sequence[Any]], Any], items: Sequence[Any],
-                         batch_size: int, repeat: int, sampler: Any) -> tuple[list[float], list[float]]:
+                         batch_size: int, repeat: int, sampler: RateSampler) -> tuple[list[float], list[float]]:
     """Seconds of each of ``repeat`` passes (the ``run_chunk`` calls only) and the GFLOP the machine's matmul
     could have done in them: the :class:`~medcorr.matmul_rate.RateSampler` reads the rate before each chunk
     and after the last, and each chunk's seconds count at the mean of the two samples around it."""
