@@ -66,6 +66,13 @@ def lookup_key(text: str) -> str:
     return " ".join(text.split()).strip(" .,;:!?\"()[]")
 
 
+def _closest(depths: tuple[int, ...], depth: int) -> int:
+    """How far (in tree levels, at most 5) the nearest of a candidate's tree-number ``depths`` is from ``depth``."""
+    if len(depths) == 1:
+        return min(abs(depths[0] - depth), 5)
+    return min(min(abs(d - depth) for d in depths), 5)
+
+
 def default_lexicon_path() -> Path:
     """Path of the lexicon file shipped in the package (``medcorr/data/lexicon.jsonl.gz``)."""
     return Path(str(resources.files("medcorr").joinpath("data", "lexicon.jsonl.gz")))
@@ -128,6 +135,9 @@ class Lexicon:
             for acronym in entry.acronyms:
                 self._by_acronym.setdefault(acronym, []).append(entry.index)
         self._group_index: dict[str, list[int]] | None = None
+        #: MeSH branch -> per member of ``_group_index[branch]`` (same order): the depths of its tree numbers
+        #: under the branch; filled per branch on first use, like ``_name_keys``
+        self._branch_depths: dict[str, list[tuple[int, ...]]] = {}
         self._index_lock = threading.Lock()
         self._name_keys: dict[int, tuple[str, frozenset[str]]] = {}  # entry index -> (name key, its words)
         self._sibling_cache: OrderedDict[tuple[str, str, int], tuple[str, ...]] = OrderedDict()
@@ -318,27 +328,32 @@ class Lexicon:
                 if not parent_w:
                     continue
                 segments = value.split(".")
+                depth = len(segments)
                 for drop, weight in ((1, parent_w), (2, grand_w)):
-                    if len(segments) - drop < _MIN_MESH_SEGMENTS:
+                    if depth - drop < _MIN_MESH_SEGMENTS:
                         continue
-                    branch = "mesh:" + ".".join(segments[: len(segments) - drop])
-                    for idx in index.get(branch, ()):
-                        depth = self._closest_depth(self.entries[idx], branch, len(segments))
-                        offer(idx, weight - 2.0 * depth, "mesh")
+                    branch = "mesh:" + ".".join(segments[: depth - drop])
+                    members = index.get(branch, ())
+                    for idx, depths in zip(members, self._depths_under(branch, members)):
+                        offer(idx, weight - 2.0 * _closest(depths, depth), "mesh")
             elif prefix in weights:
                 for idx in index.get(group, ()):
                     offer(idx, weights[prefix], prefix)
         # agreement of several independent groupings (same block and same MeSH branch ...) adds a little
         return {idx: score + _AGREEMENT_BONUS * (len(kinds_of_evidence[idx]) - 1) for idx, score in best.items()}
 
-    @staticmethod
-    def _closest_depth(entry: LexiconEntry, branch: str, depth: int) -> int:
-        """How far (in tree levels) the nearest of ``entry``'s tree numbers under ``branch`` is from ``depth``."""
-        best = 99
-        for group in entry.groups:
-            if group.startswith(branch) and (len(group) == len(branch) or group[len(branch)] == "."):
-                best = min(best, abs(group.count(".") + 1 - depth))
-        return min(best, 5)
+    def _depths_under(self, branch: str, members: Sequence[int]) -> list[tuple[int, ...]]:
+        """Per member of a MeSH ``branch``: the depths (segment counts) of its tree numbers under it."""
+        cached = self._branch_depths.get(branch)
+        if cached is None:
+            cut = len(branch)
+            cached = [
+                tuple(sorted({group.count(".") + 1 for group in self.entries[idx].groups
+                              if group.startswith(branch) and (len(group) == cut or group[cut] == ".")}))
+                for idx in members
+            ]
+            self._branch_depths[branch] = cached
+        return cached
 
     def _groups(self) -> dict[str, list[int]]:
         """Group key -> entry indices; MeSH tree numbers are indexed under every branch prefix."""

@@ -268,3 +268,27 @@ def test_sibling_lists_are_cached_as_copies_bounded_and_clearable(monkeypatch) -
     assert len(lex._sibling_cache) == 2
     Lexicon.clear_default_caches()
     assert not lex._sibling_cache
+
+
+def test_mesh_closeness_uses_the_nearest_tree_number_under_the_branch() -> None:
+    from medcorr.lexicon import _MESH_WEIGHTS, LexiconEntry
+
+    def entry(index: int, name: str, *groups: str) -> LexiconEntry:
+        return LexiconEntry(index=index, kind="diagnosis", id=f"t{index}", name=name, terms=(name,), groups=groups)
+
+    source = entry(0, "source disease", "mesh:C01.100.200.250")  # parent C01.100.200, grandparent C01.100
+    toy = Lexicon([
+        source,
+        entry(1, "same depth", "mesh:C01.100.200.300"),
+        # depths 5 and 3 under the parent: one level off (C01.100.2001.5 is not under C01.100.200)
+        entry(2, "three tree numbers", "mesh:C01.100.200.300.400", "mesh:C01.100.200", "mesh:C01.100.2001.5"),
+        entry(3, "far below", "mesh:C01.100.200.1.2.3.4.5.6.7"),  # 6 levels off, capped at 5
+        entry(4, "other branch", "mesh:C01.100.2000"),  # not under C01.100.200, only under C01.100
+    ])
+    parent, grand = _MESH_WEIGHTS["diagnosis"]
+    expected = {1: parent, 2: parent - 2.0, 3: parent - 10.0, 4: grand - 2.0}
+    index = toy._groups()
+    for _ in range(2):  # the second time from the per-branch depths computed the first time
+        scores = toy._scored_candidates(source, index)
+        assert {idx: score for idx, score in scores.items() if idx} == pytest.approx(expected)
+    assert scores[0] == pytest.approx(parent)  # the source itself (siblings drop it)
