@@ -34,6 +34,7 @@ from spacy.tokens import Doc, Span
 from spacy.vocab import Vocab
 
 from medcorr.finding import ErrorType
+from medcorr.gc_pause import paused_gc
 from medcorr.lexicon import KINDS, Lexicon, LexiconEntry
 
 __all__ = [
@@ -282,7 +283,7 @@ class CandidateMatcher:
     @staticmethod
     def _shared(lexicon: Lexicon, tokenizer: Any, kinds: tuple[str, ...], include_symptoms: bool) -> _Compiled:
         """The compiled matchers for these settings, built once per process."""
-        with _CACHE_LOCK:
+        with _CACHE_LOCK, paused_gc():
             agree_key = ("agree", id(lexicon), id(tokenizer))
             cached = _CACHE.get(agree_key)
             if cached is None or cached[0] is not tokenizer:

@@ -29,6 +29,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
+from medcorr.gc_pause import paused_gc
+
 __all__ = ["KINDS", "Lexicon", "LexiconEntry", "lookup_key", "default_lexicon_path"]
 
 #: The entry kinds, in a fixed order.
@@ -149,9 +151,11 @@ class Lexicon:
         if path is None:
             with cls._default_lock:
                 if cls._default is None:
-                    cls._default = cls._read(default_lexicon_path())
+                    with paused_gc():
+                        cls._default = cls._read(default_lexicon_path())
                 return cls._default
-        return cls._read(Path(path))
+        with paused_gc():
+            return cls._read(Path(path))
 
     @classmethod
     def _read(cls, path: Path) -> "Lexicon":
@@ -358,7 +362,7 @@ class Lexicon:
     def _groups(self) -> dict[str, list[int]]:
         """Group key -> entry indices; MeSH tree numbers are indexed under every branch prefix."""
         if self._group_index is None:
-            with self._index_lock:
+            with self._index_lock, paused_gc():
                 if self._group_index is None:
                     index: dict[str, list[int]] = {}
                     for entry in self.entries:
