@@ -151,11 +151,9 @@ class Lexicon:
         if path is None:
             with cls._default_lock:
                 if cls._default is None:
-                    with paused_gc():
-                        cls._default = cls._read(default_lexicon_path())
+                    cls._default = cls._read(default_lexicon_path())
                 return cls._default
-        with paused_gc():
-            return cls._read(Path(path))
+        return cls._read(Path(path))
 
     @classmethod
     def _read(cls, path: Path) -> "Lexicon":
@@ -165,7 +163,7 @@ class Lexicon:
             )
         entries: list[LexiconEntry] = []
         tokenized: dict[str, str] = {}
-        with gzip.open(path, "rt", encoding="utf-8") as handle:
+        with paused_gc(), gzip.open(path, "rt", encoding="utf-8") as handle:
             header = json.loads(handle.readline())
             if header.get("medcorr_lexicon") != 1:
                 raise ValueError(f"{path} is not a medcorr lexicon file (format 1)")
@@ -188,7 +186,7 @@ class Lexicon:
                 )
                 if "tk" in rec:
                     tokenized.update(rec["tk"])
-        return cls(entries, tokenized=tokenized, header=header, path=path)
+            return cls(entries, tokenized=tokenized, header=header, path=path)  # its term index too
 
     # --------------------------------------------------------------------------------------------- lookup
     def __len__(self) -> int:
