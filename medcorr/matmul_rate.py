@@ -112,10 +112,13 @@ class RateSampler:
         self._process = subprocess.Popen(
             [sys.executable, "-m", "medcorr.matmul_rate"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             text=True, bufsize=1)
-        reply = self._ask(json.dumps({"int8": int8, "threads": threads}))
-        if reply.get("status") != "ok":
+        try:
+            reply = self._ask(json.dumps({"int8": int8, "threads": threads}))
+            if reply.get("status") != "ok":
+                raise SamplerUnavailable(reply.get("note", "the rate sampler did not start"))
+        except SamplerUnavailable:
             self.close()
-            raise SamplerUnavailable(reply.get("note", "the rate sampler did not start"))
+            raise
 
     def _ask(self, line: str) -> dict[str, Any]:
         assert self._process.stdin is not None and self._process.stdout is not None
@@ -134,9 +137,13 @@ class RateSampler:
         return float(self._ask("sample")["gflops_per_s"])
 
     def close(self) -> None:
-        if self._process.poll() is None:
-            if self._process.stdin is not None:
+        """End the child (it exits when its input closes) and close both pipes, also after a failed start."""
+        if self._process.stdin is not None:
+            try:
                 self._process.stdin.close()
+            except BrokenPipeError:  # a child that already exited; the pipe is closed all the same
+                pass
+        if self._process.poll() is None:
             try:
                 self._process.wait(timeout=10)
             except subprocess.TimeoutExpired:  # pragma: no cover - a hung child

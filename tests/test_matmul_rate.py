@@ -1,4 +1,6 @@
 """The matmul-rate probes of ``medcorr bench``: the one-off best rate and the sampler between detector chunks."""
+import subprocess
+
 import pytest
 
 from medcorr import matmul_rate
@@ -22,8 +24,17 @@ def test_fp32_sampler_reads_a_rate_too():
 
 def test_a_sampler_whose_child_cannot_run_raises_sampler_unavailable(monkeypatch):
     monkeypatch.setattr(matmul_rate.sys, "executable", "/bin/false")
+    started, real_popen = [], subprocess.Popen
+
+    def popen(*args, **kwargs):
+        started.append(real_popen(*args, **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(matmul_rate.subprocess, "Popen", popen)
     with pytest.raises(SamplerUnavailable):
         RateSampler(int8=True, threads=1)
+    (process,) = started
+    assert process.stdin.closed and process.stdout.closed and process.poll() is not None
 
 
 def test_best_rate_reports_every_shape_and_the_best_per_dtype(monkeypatch):
