@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import signal
 import sys
 from typing import Sequence
 
@@ -22,6 +24,9 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+#: Exit status when the reader of standard output went away (``medcorr check NOTE | head -2``): 128 + SIGPIPE,
+#: the status a shell reports for a command that a closed pipe stopped (e.g. ``yes | head -1``).
+EXIT_BROKEN_PIPE = 128 + int(getattr(signal, "SIGPIPE", 13))
 
 
 class UsageError(Exception):
@@ -55,12 +60,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     try:
-        return int(args.func(args) or EXIT_OK)
+        code = int(args.func(args) or EXIT_OK)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit-time flush
+        return code
+    except BrokenPipeError:
+        return stdout_closed()
     except UsageError as error:
         print(f"medcorr: error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+
+
+def stdout_closed() -> int:
+    """Handle a ``BrokenPipeError`` on standard output: the reader (``head``, ``less``, ``jq``) stopped reading.
+
+    As the Python documentation recommends (library/signal, "Note on SIGPIPE"), standard output is pointed at
+    ``os.devnull`` so that the interpreter's final flush of what is still buffered does not fail again, and
+    the command ends quietly with :data:`EXIT_BROKEN_PIPE`. Returns that exit code.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # stdout without a file descriptor (captured in tests)
+        pass
+    return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -193,8 +193,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m medcorr.stream`` entry point."""
+    from medcorr.cli import stdout_closed
+
     args = build_parser().parse_args(argv)
     try:
-        return run_command(args)
+        code = run_command(args)
+        sys.stdout.flush()  # a closed pipe (``--print-config | head -1``) shows here
+        return code
+    except BrokenPipeError:
+        return stdout_closed()
     except KeyboardInterrupt:
         return 130
