@@ -14,6 +14,7 @@ import sys
 from typing import Any, Sequence
 
 from medcorr.fhir import OUTPUT_VALIDATIONS
+from medcorr.stream.config import KAFKA_LOG_LEVELS
 
 EPILOG = """\
 settings: command line > MEDCORR_* environment > --config TOML > defaults. Kafka client settings
@@ -61,6 +62,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ops.add_argument("--metrics-host", metavar="ADDR", help="metrics bind address (default: 0.0.0.0)")
     ops.add_argument("--log-level", type=str.upper, choices=("DEBUG", "INFO", "WARNING", "ERROR"),
                      help="log level (default: INFO)")
+    ops.add_argument("--kafka-log-level", type=str.upper, choices=KAFKA_LOG_LEVELS,
+                     help="level of kafka-python's own log lines (default: CRITICAL; medcorr itself reports an "
+                          "unreachable broker, with one warning and one error line)")
     ops.add_argument("--print-config", action="store_true",
                      help="print the effective settings (secrets redacted) as JSON and exit")
 
@@ -88,11 +92,16 @@ _CLI_FIELDS = (
     "bootstrap_servers", "input_topic", "output_topic", "dead_letter_topic", "group_id", "client_id",
     "auto_offset_reset", "broker_timeout", "fhir_version", "output_validation", "pipeline_config", "code", "batch_size",
     "max_note_bytes", "max_messages", "idle_timeout", "metrics_port", "metrics_host", "log_level",
+    "kafka_log_level",
 )
 
 
-def configure_logging(level: str) -> None:
-    """stderr logging at ``level``; kafka-python is capped at INFO (its DEBUG prints request payloads)."""
+def configure_logging(level: str, kafka_level: str = "CRITICAL") -> None:
+    """stderr logging at ``level`` for medcorr, at ``kafka_level`` for kafka-python (logger ``kafka``).
+
+    ``kafka_level`` is one of :data:`~medcorr.stream.config.KAFKA_LOG_LEVELS`; ``OFF`` silences the library,
+    and it is never below INFO (kafka-python's DEBUG prints request payloads, i.e. note text).
+    """
     root = logging.getLogger()
     if not root.handlers:
         handler = logging.StreamHandler(sys.stderr)
@@ -100,8 +109,12 @@ def configure_logging(level: str) -> None:
         root.addHandler(handler)
     numeric = getattr(logging, level.upper(), logging.INFO)
     root.setLevel(numeric)
-    logging.getLogger("kafka").setLevel(max(numeric, logging.INFO))
-    logging.getLogger("spacy").propagate = False  # spaCy has its own handler: avoid duplicate lines
+    kafka_level = kafka_level.upper()
+    kafka_numeric = logging.CRITICAL + 1 if kafka_level == "OFF" else getattr(logging, kafka_level, logging.CRITICAL)
+    logging.getLogger("kafka").setLevel(max(kafka_numeric, logging.INFO))
+    spacy_logger = logging.getLogger("spacy")
+    spacy_logger.propagate = False  # spaCy has its own handler: avoid duplicate lines
+    spacy_logger.setLevel(max(numeric, logging.WARNING))  # not its "Created vocabulary" lines of a .cfg build
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -120,7 +133,7 @@ def run_command(args: argparse.Namespace) -> int:
     if getattr(args, "print_config", False):
         print(json.dumps(config.redacted(), indent=2, sort_keys=True))
         return 0
-    configure_logging(config.log_level)
+    configure_logging(config.log_level, config.kafka_log_level)
     return run_stream(config)
 
 

@@ -21,6 +21,8 @@ from medcorr.fhir import DEFAULT_MAX_NOTE_BYTES, FHIR_VERSIONS, OUTPUT_VALIDATIO
 
 ENV_PREFIX = "MEDCORR_"
 KAFKA_ENV_PREFIX = "MEDCORR_KAFKA_"
+#: Levels accepted for kafka-python's own log lines (``kafka_log_level``); DEBUG is left out on purpose.
+KAFKA_LOG_LEVELS: tuple[str, ...] = ("INFO", "WARNING", "ERROR", "CRITICAL", "OFF")
 
 #: kafka-python settings that the connector owns; setting them through ``[kafka]`` is an error.
 RESERVED_KAFKA_KEYS = frozenset(
@@ -88,6 +90,10 @@ class StreamConfig:
     #: everything (a broken model is not a bad note). 0 disables the breaker.
     max_consecutive_pipeline_errors: int = 20
     log_level: str = "INFO"
+    #: Level of kafka-python's own log lines (logger ``kafka``): ``INFO``, ``WARNING``, ``ERROR``, ``CRITICAL``
+    #: or ``OFF``. By default only its CRITICAL lines pass: with the broker down it logs several lines per
+    #: connection attempt, while medcorr reports the outage itself. Never DEBUG (that prints request payloads).
+    kafka_log_level: str = "CRITICAL"
     #: kafka-python settings for both clients (security: ``security_protocol``, ``ssl_cafile``, ``sasl_*``).
     kafka: dict[str, Any] = field(default_factory=dict)
     consumer: dict[str, Any] = field(default_factory=dict)
@@ -128,6 +134,10 @@ class StreamConfig:
             raise ConfigError("metrics_port must be 0..65535")
         if self.auto_offset_reset not in ("earliest", "latest"):
             raise ConfigError("auto_offset_reset must be 'earliest' or 'latest'")
+        self.kafka_log_level = str(self.kafka_log_level).upper()
+        if self.kafka_log_level not in KAFKA_LOG_LEVELS:
+            raise ConfigError(f"kafka_log_level must be one of {', '.join(KAFKA_LOG_LEVELS)}, "
+                              f"not {self.kafka_log_level!r}")
         if self.max_consecutive_pipeline_errors < 0:
             raise ConfigError("max_consecutive_pipeline_errors must be >= 0")
         acks = {**self.kafka, **self.producer}.get("acks")
@@ -307,7 +317,7 @@ def from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     values: dict[str, Any] = {}
     kafka: dict[str, Any] = {}
     for name, value in environ.items():
-        if name.startswith(KAFKA_ENV_PREFIX):
+        if name.startswith(KAFKA_ENV_PREFIX) and name[len(ENV_PREFIX):].lower() not in _SCALAR_FIELDS:
             kafka[name[len(KAFKA_ENV_PREFIX):].lower()] = value
         elif name.startswith(ENV_PREFIX):
             key = name[len(ENV_PREFIX):].lower()

@@ -373,10 +373,13 @@ class StreamProcessor:
                         f"{type(error).__name__}; giving up"
                     ) from None
                 wait = min(backoff, deadline - now)
-                logger.warning(
-                    "broker %s not reachable (%s, attempt %d, %.0fs of %gs); retrying in %.1fs",
+                # one warning for the outage, then the retries only at DEBUG, and one error when giving up
+                logger.log(
+                    logging.WARNING if attempt == 1 else logging.DEBUG,
+                    "broker %s not reachable (%s, attempt %d, %.0fs of %gs); retrying with backoff "
+                    "(1 s to 15 s) until broker_timeout",
                     self.config.bootstrap_servers, type(error).__name__, attempt, now - started,
-                    self.config.broker_timeout, wait,
+                    self.config.broker_timeout,
                 )
                 self._stop.wait(wait)
                 backoff = min(backoff * 2, 15.0)
