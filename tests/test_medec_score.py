@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import re
 import sys
 import types
 from pathlib import Path
@@ -12,6 +13,7 @@ from medcorr.medec.io import LABEL_COLUMNS, gold_submission, read_medec, read_su
 from medcorr.medec.score import (
     MetricUnavailable,
     baseline_submissions,
+    bertscore_setup,
     clean_correction,
     format_markdown,
     format_text,
@@ -74,6 +76,8 @@ def test_hand_computation():
         assert metric.composite == pytest.approx((pair["a"] + pair["e"] + 1) / 5, abs=1e-9)
     assert result.aggregate_metrics == ["rouge1_f"]
     assert result.aggregate.composite == pytest.approx(result.metrics["rouge1_f"].composite)
+    assert not result.aggregate_complete and not result.aggregate.official
+    assert result.aggregate_missing == {"bertscore_f1": "not computed", "bleurt": "not computed"}
     assert not result.metrics["bertscore_f1"].computed
     assert "--bertscore-model" in result.metrics["bertscore_f1"].reason
     assert "--bleurt-checkpoint" in result.metrics["bleurt"].reason
@@ -151,16 +155,97 @@ def test_gold_without_labels_is_rejected():
         score_submission(read_medec(FIXTURES / "unlabeled.csv"), _submission(""))
 
 
-def test_model_metrics_fail_clearly_when_unavailable(tmp_path):
+def test_model_metrics_fail_clearly_when_unavailable(tmp_path, monkeypatch):
     with pytest.raises(MetricUnavailable, match="not found"):
         score_submission(_gold(), _submission(HANDCALC_PRED), bertscore_model=tmp_path / "nope")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(MetricUnavailable, match="no config.json"):
+        score_submission(_gold(), _submission(HANDCALC_PRED), bertscore_model=empty)
+    with pytest.raises(MetricUnavailable, match="not found"):
+        score_submission(_gold(), _submission(HANDCALC_PRED), bleurt_checkpoint=tmp_path / "nope")
+    monkeypatch.setitem(sys.modules, "bert_score", None)  # the package not installed
+    (empty / "config.json").write_text('{"model_type": "deberta", "num_hidden_layers": 48}')
+    with pytest.raises(MetricUnavailable, match=r"bert-score package: pip install 'medcorr\[scoring\]'"):
+        score_submission(_gold(), _submission(HANDCALC_PRED), bertscore_model=empty)
+    monkeypatch.setitem(sys.modules, "bleurt", None)
+    with pytest.raises(MetricUnavailable, match="bleurt package"):
+        score_submission(_gold(), _submission(HANDCALC_PRED), bleurt_checkpoint=empty)
+
+
+def test_another_bertscore_model_is_not_official(tmp_path, monkeypatch):
+    """A local encoder other than deberta-xlarge-mnli: its last layer, no rescaling, marked not official."""
+    package = tmp_path / "bert_score"
+    package.mkdir()
+    bert_module = types.ModuleType("bert_score")
+    bert_module.__file__ = str(package / "__init__.py")
+    monkeypatch.setitem(sys.modules, "bert_score", bert_module)
     other = tmp_path / "minilm"
     other.mkdir()
     (other / "config.json").write_text('{"model_type": "bert", "num_hidden_layers": 6}')
-    with pytest.raises(MetricUnavailable, match="not microsoft/deberta-xlarge-mnli"):
-        score_submission(_gold(), _submission(HANDCALC_PRED), bertscore_model=other)
-    with pytest.raises(MetricUnavailable, match="not found"):
-        score_submission(_gold(), _submission(HANDCALC_PRED), bleurt_checkpoint=tmp_path / "nope")
+    setup = bertscore_setup(other)
+    assert (setup.official, setup.num_layers, setup.baseline) == (False, 6, None)
+    assert "not rescaled" in setup.note and "microsoft/deberta-xlarge-mnli" in setup.note
+    official = tmp_path / "deberta"
+    official.mkdir()
+    (official / "config.json").write_text('{"model_type": "deberta", "num_hidden_layers": 48}')
+    with pytest.raises(MetricUnavailable, match="no rescale baseline"):  # never scored unrescaled as official
+        bertscore_setup(official)
+
+
+def test_requested_metrics_are_checked_before_any_scoring(tmp_path, monkeypatch):
+    """A BLEURT that cannot run stops the scoring before BERTScore spends its time."""
+    model = tmp_path / "minilm"
+    model.mkdir()
+    (model / "config.json").write_text('{"model_type": "bert", "num_hidden_layers": 6}')
+    bert_module = types.ModuleType("bert_score")
+    bert_module.__file__ = str(tmp_path / "bert_score" / "__init__.py")
+    calls = []
+    bert_module.score = lambda *args, **kwargs: calls.append(kwargs)
+    monkeypatch.setitem(sys.modules, "bert_score", bert_module)
+    monkeypatch.setitem(sys.modules, "bleurt", None)
+    with pytest.raises(MetricUnavailable, match="bleurt package"):
+        score_submission(_gold(), _submission(HANDCALC_PRED), bertscore_model=model, bleurt_checkpoint=tmp_path)
+    assert calls == []
+
+
+def test_a_no_error_prediction_counts_as_na():
+    """The official script enforces NA for a flag-0 line, whatever correction it writes."""
+    text = HANDCALC_PRED.replace("h-b 0 -1 NA", 'h-b 0 -1 "Some sentence."').replace(
+        "h-c 0 -1 NA", 'h-c 0 -1 "Culture grows Escherichia coli."'
+    )
+    assert 'h-b 0 -1 "Some' in text
+    result = score_submission(_gold(), _submission(text))
+    assert result.pairs == {"scored": 2, "both_na": 1, "one_na": 2, "missing": 0}  # as with NA written
+    assert result.metrics["rouge1_f"].composite == pytest.approx(
+        score_submission(_gold(), _submission(HANDCALC_PRED)).metrics["rouge1_f"].composite
+    )
+
+
+def test_missing_rouge_package_is_one_line_and_exit_2(monkeypatch, capsys, tmp_path):
+    """``medcorr medec score`` without the rouge package: one line naming what to install, exit 2."""
+    import medcorr.cli
+
+    monkeypatch.setattr(medcorr.cli, "SUBCOMMAND_MODULES", ("medcorr.medec.cli",))
+    monkeypatch.setitem(sys.modules, "rouge", None)  # import rouge -> ModuleNotFoundError
+    pred = tmp_path / "pred.txt"
+    pred.write_text(HANDCALC_PRED, encoding="utf-8")
+    code = medcorr.cli.main(["medec", "score", "--gold", str(FIXTURES / "handcalc.csv"), "--pred", str(pred)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("medcorr: error: ROUGE needs the rouge package: pip install rouge==1.0.1")
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_rouge_is_a_runtime_dependency():
+    """A plain ``pip install medcorr`` (no extra) brings the package ``medec score`` needs for ROUGE."""
+    import tomllib
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text("utf-8"))
+    runtime = [re.split(r"[<>=!~\[ ;]", dep, maxsplit=1)[0].lower() for dep in pyproject["project"]["dependencies"]]
+    assert "rouge" in runtime
+    assert any(dep.startswith("bert-score") for dep in pyproject["project"]["optional-dependencies"]["scoring"])
+    assert any(dep.startswith("bert-score") for dep in pyproject["project"]["optional-dependencies"]["test"])
 
 
 def test_model_metrics_enter_the_aggregate(tmp_path, monkeypatch):
@@ -210,6 +295,10 @@ def test_model_metrics_enter_the_aggregate(tmp_path, monkeypatch):
     assert calls["bertscore"]["num_layers"] == 40 and calls["bertscore"]["model_type"] == str(model)
     assert calls["bleurt"] == str(checkpoint)
     assert result.aggregate_metrics == ["rouge1_f", "bertscore_f1", "bleurt"]
+    assert result.aggregate_complete and result.aggregate.official and result.aggregate_missing == {}
+    assert "| Aggregate (ROUGE-1 F, BERTScore F1, BLEURT-20) |" in format_markdown(result)
+    assert "Aggregate = mean of ROUGE-1 F, BERTScore F1, BLEURT-20 (the official aggregate)." in format_text(result)
+    assert result.to_dict()["correction"]["aggregate"]["complete"] is True
     bert = {"a": 0.0, "e": 1.0}  # clipped from -0.2 and 1.3
     assert result.metrics["bertscore_f1"].composite == pytest.approx((0.0 + 1.0 + 1) / 5)
     r1 = {"a": _f(8 / 9, 8 / 9), "e": _f(1, 1)}
@@ -221,13 +310,21 @@ def test_model_metrics_enter_the_aggregate(tmp_path, monkeypatch):
 def test_reports_name_the_aggregate_metrics():
     result = score_submission(_gold(), _submission(HANDCALC_PRED))
     text = format_text(result)
-    assert "aggregate = mean of ROUGE-1 F" in text and "not computed" in text
+    assert "  Aggregate* " in text
+    assert "* PARTIAL aggregate = mean of ROUGE-1 F only, without BERTScore F1 (not computed), BLEURT-20 (not " in text
+    assert "BERTScore F1   not computed: no --bertscore-model given" in text
+    assert "BLEURT-20      not computed: no --bleurt-checkpoint given" in text
     markdown = format_markdown(result)
     assert markdown.startswith("| Metric | Score | Composite |")
-    assert "| Aggregate (ROUGE-1 F) |" in markdown
+    assert "| Aggregate, partial (ROUGE-1 F only) |" in markdown
+    assert "PARTIAL aggregate = mean of ROUGE-1 F only" in markdown
     assert "| Flag accuracy, always error | 0.6000 |" in markdown
     data = result.to_dict()
     assert data["correction"]["aggregate"]["metrics"] == ["rouge1_f"]
+    assert data["correction"]["aggregate"]["complete"] is False
+    assert set(data["correction"]["aggregate"]["missing"]) == {"bertscore_f1", "bleurt"}
+    assert "not comparable with published aggregate scores" in data["correction"]["aggregate"]["reason"]
+    assert "reason" in data["correction"]["metrics"]["bleurt"]
     assert data["majority_baselines"]["sentence"]["name"] == "always no error"
 
 

@@ -1,19 +1,26 @@
 """MEDIQA-CORR 2024 scoring of a submission against a MEDEC gold file.
 
-Definitions (those of the official evaluation script, with its known bugs fixed):
+Definitions (those of the official evaluation script, ``mediqa-corr-2024-eval-script-2-all-metrics.py``,
+with its known bugs fixed):
 
 * **Error-flag accuracy** and **error-sentence accuracy** are computed over all gold texts; a text with no
   (valid) prediction counts as wrong, and a correct ``-1`` sentence id counts as a hit.
-* **Correction**: double quotes are removed from both sides (the official script does this because of
-  inconsistencies in the references) and whitespace runs collapse to one space. Per text: reference and
-  prediction both ``NA`` -> credit 1 in every composite score; exactly one ``NA``, or no prediction -> 0;
-  neither ``NA`` -> a *scored pair*. ROUGE-1/2/L F come from the ``rouge`` package
+* **Correction**: a prediction with error flag 0 counts as ``NA`` whatever it writes (the official script
+  enforces this). Double quotes are removed and whitespace runs collapse to one space, on both sides (the
+  official script strips the quotes around the prediction only; removing them from the references too drops
+  stray quotes there, e.g. the reference ``" Labor was induced.`` of MEDEC-MS validation). Per text:
+  reference and prediction both ``NA`` -> credit 1 in every composite score; exactly one ``NA``, or no
+  prediction -> 0; neither ``NA`` -> a *scored pair*. ROUGE-1/2/L F come from the ``rouge`` package
   (``Rouge().get_scores(hyp, ref)``; a side with no words after its sentence split scores 0 instead of
-  crashing). BERTScore F1 (``microsoft/deberta-xlarge-mnli``, rescaled with the baseline) and BLEURT-20 are
-  computed only from local copies the user names; every value is clipped to [0, 1].
-* **Aggregate** of a scored pair = mean of the available metrics among ROUGE-1 F, BERTScore and BLEURT.
-  For each metric and for the aggregate, ``mean_scored`` is the mean over scored pairs and ``composite`` =
-  (sum over scored pairs + number of both-``NA`` texts) / number of gold texts.
+  crashing). BERTScore F1 (``microsoft/deberta-xlarge-mnli``, layer 40, rescaled with bert_score's
+  baseline) and BLEURT-20 are computed only from local copies the user names; every value is clipped to
+  [0, 1]. A BERTScore computed with another local model is reported as *not official* (layer, rescaling
+  stated) and kept out of the aggregate.
+* **Aggregate** of a scored pair = mean of ROUGE-1 F, BERTScore F1 and BLEURT-20. When one of them is not
+  computed (or not official), the aggregate is the mean of the others and is marked *partial*, with the
+  missing metrics and why: it is then not comparable with published aggregate scores. For each metric and
+  for the aggregate, ``mean_scored`` is the mean over scored pairs and ``composite`` = (sum over scored pairs
+  + number of both-``NA`` texts) / number of gold texts.
 
 Fixed bugs of the official script: labels read as floats (``1.0`` against ``1``) because empty rows made
 pandas read the columns as floats; empty rows counted as texts; ``re.sub`` with swapped arguments, which
@@ -26,7 +33,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from medcorr.medec.io import (
     NA,
@@ -41,9 +48,13 @@ BERTSCORE_MODEL = "microsoft/deberta-xlarge-mnli"
 BERTSCORE_LAYERS = 40
 #: The official BLEURT checkpoint.
 BLEURT_CHECKPOINT = "BLEURT-20"
+#: What to install for each scoring package (ROUGE is a runtime dependency of medcorr).
+ROUGE_INSTALL = "pip install rouge==1.0.1 (a medcorr dependency; reinstall medcorr)"
+BERTSCORE_INSTALL = "pip install 'medcorr[scoring]'"
+BLEURT_INSTALL = "pip install git+https://github.com/google-research/bleurt (TensorFlow)"
 
 ROUGE_METRICS: tuple[str, ...] = ("rouge1_f", "rouge2_f", "rougeL_f")
-#: The metrics the official aggregate averages, when available.
+#: The metrics the official aggregate averages.
 AGGREGATE_METRICS: tuple[str, ...] = ("rouge1_f", "bertscore_f1", "bleurt")
 METRIC_LABELS: dict[str, str] = {
     "rouge1_f": "ROUGE-1 F",
@@ -56,7 +67,7 @@ METRIC_LABELS: dict[str, str] = {
 
 
 class MetricUnavailable(RuntimeError):
-    """A requested model-based metric cannot be computed (package missing, path wrong)."""
+    """A requested metric cannot be computed (package missing, path wrong)."""
 
 
 def clean_correction(text: str | None) -> str:
@@ -67,11 +78,33 @@ def clean_correction(text: str | None) -> str:
     return cleaned if cleaned else NA
 
 
+def _installed(module: str) -> bool:
+    """Whether ``module`` can be imported (found without importing it)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a ``None`` entry in sys.modules, or a broken package
+        return False
+
+
 # ----------------------------------------------------------------------------------------- metrics
 
 
+def _require_rouge() -> None:
+    """Raise :class:`MetricUnavailable` with what to install when the ``rouge`` package is missing."""
+    try:
+        import rouge  # noqa: F401
+    except ImportError:
+        raise MetricUnavailable(f"ROUGE needs the rouge package: {ROUGE_INSTALL}") from None
+
+
 def rouge_f(hypothesis: str, reference: str) -> dict[str, float]:
-    """ROUGE-1/2/L F of one pair with the ``rouge`` package; 0 for a side with no words to score."""
+    """ROUGE-1/2/L F of one pair with the ``rouge`` package; 0 for a side with no words to score.
+
+    Raises :class:`MetricUnavailable` when the ``rouge`` package is not installed.
+    """
+    _require_rouge()
     from rouge import Rouge
 
     try:
@@ -85,65 +118,131 @@ def rouge_f(hypothesis: str, reference: str) -> dict[str, float]:
     }
 
 
-def _check_bertscore_model(path: Path) -> None:
+@dataclass(frozen=True)
+class BertScoreSetup:
+    """How BERTScore runs with a local model: which layer, which rescale baseline, official or not.
+
+    ``official`` is true for a copy of ``microsoft/deberta-xlarge-mnli`` (DeBERTa, 48 layers): layer 40 and
+    the rescale baseline bert_score ships for it, as the official script. Any other local encoder runs
+    with its last layer and without rescaling (bert_score has baselines only for named hub models), and
+    ``note`` says so.
+    """
+
+    model: Path
+    official: bool
+    num_layers: int
+    baseline: Path | None
+    note: str
+
+
+def _read_config(path: Path) -> dict[str, Any]:
     config_file = path / "config.json"
     if not config_file.is_file():
-        raise MetricUnavailable(f"BERTScore model {path} has no config.json (expected a copy of {BERTSCORE_MODEL})")
-    config = json.loads(config_file.read_text(encoding="utf-8"))
-    if config.get("model_type") != "deberta" or int(config.get("num_hidden_layers", 0)) != 48:
         raise MetricUnavailable(
-            f"BERTScore model {path} is not {BERTSCORE_MODEL} (model_type={config.get('model_type')!r}, "
-            f"num_hidden_layers={config.get('num_hidden_layers')!r}); the official metric needs that model"
+            f"BERTScore model {path} has no config.json (expected a local copy of {BERTSCORE_MODEL})"
         )
+    try:
+        return json.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise MetricUnavailable(f"BERTScore model {path}: cannot read config.json ({error})") from None
 
 
-def bertscore_f1(candidates: Sequence[str], references: Sequence[str], model_path: str | Path) -> list[float]:
-    """Rescaled BERTScore F1 with a local copy of ``microsoft/deberta-xlarge-mnli`` (layer 40).
+def bertscore_setup(model_path: str | Path) -> BertScoreSetup:
+    """Check a local BERTScore model and the ``bert_score`` package before anything is computed.
 
-    Uses the baseline file bert_score ships for that model. Raises :class:`MetricUnavailable` when
-    ``bert_score`` is not installed, the path is not that model, or the baseline file is missing.
+    Raises :class:`MetricUnavailable` when the directory or its ``config.json`` is missing, ``bert_score``
+    is not installed, or the rescale baseline of the official model is missing from ``bert_score``.
     """
     path = Path(model_path)
     if not path.is_dir():
         raise MetricUnavailable(f"BERTScore model directory not found: {path}")
-    _check_bertscore_model(path)
+    config = _read_config(path)
     try:
         import bert_score
     except ImportError:
-        raise MetricUnavailable("BERTScore needs the bert-score package: pip install bert-score") from None
-    baseline = Path(bert_score.__file__).parent / "rescale_baseline" / "en" / f"{BERTSCORE_MODEL}.tsv"
-    if not baseline.is_file():
-        raise MetricUnavailable(f"bert_score has no rescale baseline for {BERTSCORE_MODEL} ({baseline})")
+        raise MetricUnavailable(f"BERTScore needs the bert-score package: {BERTSCORE_INSTALL}") from None
+    model_type = config.get("model_type")
+    try:
+        layers = int(config.get("num_hidden_layers", 0))
+    except (TypeError, ValueError):
+        layers = 0
+    if model_type == "deberta" and layers == 48:
+        baseline = Path(bert_score.__file__).parent / "rescale_baseline" / "en" / f"{BERTSCORE_MODEL}.tsv"
+        if not baseline.is_file():
+            raise MetricUnavailable(f"bert_score has no rescale baseline for {BERTSCORE_MODEL} ({baseline})")
+        return BertScoreSetup(path, True, BERTSCORE_LAYERS, baseline, f"{BERTSCORE_MODEL}, layer 40, rescaled")
+    if layers < 1:
+        raise MetricUnavailable(f"BERTScore model {path}: config.json has no num_hidden_layers")
+    note = (
+        f"not the official metric: the local model ({model_type}, {layers} layers) is not {BERTSCORE_MODEL}; "
+        f"layer {layers} (the last), not rescaled (bert_score has no baseline for a local model)"
+    )
+    return BertScoreSetup(path, False, layers, None, note)
+
+
+def bertscore_f1(
+    candidates: Sequence[str],
+    references: Sequence[str],
+    model_path: str | Path,
+    setup: BertScoreSetup | None = None,
+) -> list[float]:
+    """BERTScore F1 of each pair with a local model (see :class:`BertScoreSetup` for layer and rescaling).
+
+    With a copy of ``microsoft/deberta-xlarge-mnli`` this is the official metric: layer 40, rescaled with
+    the baseline file bert_score ships for that model. Raises :class:`MetricUnavailable` as
+    :func:`bertscore_setup` does.
+    """
+    setup = setup or bertscore_setup(model_path)
     if not candidates:
         return []
-    _, _, f1 = bert_score.score(
-        list(candidates),
-        list(references),
-        model_type=str(path),
-        num_layers=BERTSCORE_LAYERS,
-        lang="en",
-        rescale_with_baseline=True,
-        baseline_path=str(baseline),
-    )
+    import bert_score
+
+    options: dict[str, Any] = {"model_type": str(setup.model), "num_layers": setup.num_layers}
+    if setup.baseline is not None:
+        options.update(lang="en", rescale_with_baseline=True, baseline_path=str(setup.baseline))
+    _, _, f1 = bert_score.score(list(candidates), list(references), **options)
     return [float(value) for value in f1.tolist()]
+
+
+def bleurt_setup(checkpoint: str | Path) -> Path:
+    """Check a BLEURT checkpoint directory and the ``bleurt`` package; raises :class:`MetricUnavailable`."""
+    path = Path(checkpoint)
+    if not path.is_dir():
+        raise MetricUnavailable(f"BLEURT checkpoint directory not found: {path}")
+    try:
+        from bleurt import score as _  # noqa: F401
+    except ImportError:
+        raise MetricUnavailable(f"BLEURT needs the bleurt package: {BLEURT_INSTALL}") from None
+    return path
 
 
 def bleurt_scores(candidates: Sequence[str], references: Sequence[str], checkpoint: str | Path) -> list[float]:
     """BLEURT scores with a local BLEURT-20 checkpoint. Raises :class:`MetricUnavailable` when the
     ``bleurt`` package is not installed or the checkpoint directory does not exist."""
-    path = Path(checkpoint)
-    if not path.is_dir():
-        raise MetricUnavailable(f"BLEURT checkpoint directory not found: {path}")
-    try:
-        from bleurt import score as bleurt_score
-    except ImportError:
-        raise MetricUnavailable(
-            "BLEURT needs the bleurt package (pip install git+https://github.com/google-research/bleurt)"
-        ) from None
+    path = bleurt_setup(checkpoint)
     if not candidates:
         return []
+    from bleurt import score as bleurt_score
+
     scorer = bleurt_score.BleurtScorer(str(path))
     return [float(value) for value in scorer.score(references=list(references), candidates=list(candidates))]
+
+
+def not_requested_reason(name: str) -> str:
+    """Why a model-based metric that was not asked for is missing, and what computing it needs."""
+    if name == "bertscore_f1":
+        package = "installed" if _installed("bert_score") else f"not installed: {BERTSCORE_INSTALL}"
+        return (
+            f"not computed: no --bertscore-model given (needs a local copy of {BERTSCORE_MODEL}; "
+            f"bert-score package {package})"
+        )
+    if name == "bleurt":
+        package = "installed" if _installed("bleurt") else f"not installed: {BLEURT_INSTALL}"
+        return (
+            f"not computed: no --bleurt-checkpoint given (needs a local {BLEURT_CHECKPOINT} checkpoint; "
+            f"bleurt package {package})"
+        )
+    raise KeyError(name)
 
 
 def _version(package: str) -> str:
@@ -164,7 +263,11 @@ def _clip(value: float) -> float:
 
 @dataclass
 class MetricResult:
-    """One correction metric: computed or not (with the reason), its means and what it ran with."""
+    """One correction metric: computed or not (with the reason), its means and what it ran with.
+
+    ``official`` is false for a metric computed differently from the official definition (a BERTScore with
+    another model); ``reason`` then says how.
+    """
 
     name: str
     computed: bool
@@ -172,6 +275,7 @@ class MetricResult:
     composite: float | None = None
     reason: str | None = None
     source: str | None = None
+    official: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         """JSON shape."""
@@ -179,6 +283,7 @@ class MetricResult:
         if self.computed:
             data["mean_scored"] = self.mean_scored
             data["composite"] = self.composite
+            data["official"] = self.official
         if self.reason:
             data["reason"] = self.reason
         if self.source:
@@ -275,6 +380,13 @@ class ScoreResult:
     per_type: list[TypeRow]
     baselines: Baselines
     warnings: list[str] = field(default_factory=list)
+    #: Metrics of the official aggregate that are not in :attr:`aggregate`, with the reason.
+    aggregate_missing: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def aggregate_complete(self) -> bool:
+        """Whether the aggregate is the official one (ROUGE-1 F, BERTScore F1 and BLEURT-20 all in it)."""
+        return not self.aggregate_missing
 
     def to_dict(self) -> dict[str, Any]:
         """One JSON object (``medec score --json``)."""
@@ -290,7 +402,12 @@ class ScoreResult:
             "correction": {
                 "pairs": dict(self.pairs),
                 "metrics": {name: result.to_dict() for name, result in self.metrics.items()},
-                "aggregate": {"metrics": list(self.aggregate_metrics), **self.aggregate.to_dict()},
+                "aggregate": {
+                    "metrics": list(self.aggregate_metrics),
+                    "complete": self.aggregate_complete,
+                    "missing": dict(self.aggregate_missing),
+                    **self.aggregate.to_dict(),
+                },
             },
             "per_type": [row.to_dict() for row in self.per_type],
             "majority_baselines": self.baselines.to_dict(),
@@ -348,9 +465,6 @@ def baseline_submissions(gold: Sequence[MedecRecord]) -> dict[str, list[Submissi
     }
 
 
-ModelMetric = Callable[[Sequence[str], Sequence[str]], list[float]]
-
-
 def score_submission(
     gold: Sequence[MedecRecord],
     submission: Submission,
@@ -360,10 +474,13 @@ def score_submission(
 ) -> ScoreResult:
     """Score ``submission`` against labeled ``gold`` records (see the module docstring for definitions).
 
-    Raises ValueError for a gold file without labels and :class:`MetricUnavailable` when a model-based
-    metric was asked for but cannot be computed.
+    Raises ValueError for a gold file without labels and :class:`MetricUnavailable` when ROUGE's package is
+    missing or a model-based metric was asked for but cannot be computed (checked before any scoring).
     """
     check_gold(gold)
+    _require_rouge()
+    bert_setup = bertscore_setup(bertscore_model) if bertscore_model is not None else None
+    bleurt_path = bleurt_setup(bleurt_checkpoint) if bleurt_checkpoint is not None else None
     total = len(gold)
     predictions = submission.lines
     gold_ids = {record.text_id for record in gold}
@@ -391,7 +508,8 @@ def score_submission(
         if line is None:
             missing += 1
             continue
-        hypothesis = clean_correction(line.corrected_sentence)
+        # The official script enforces NA for a prediction of "no error", whatever the line writes.
+        hypothesis = NA if line.error_flag == 0 else clean_correction(line.corrected_sentence)
         if reference == NA and hypothesis == NA:
             both_na += 1
         elif reference == NA or hypothesis == NA:
@@ -408,37 +526,69 @@ def score_submission(
 
     metrics: dict[str, MetricResult] = {}
 
-    def summarise(name: str, values: list[float], source: str | None = None) -> MetricResult:
+    def summarise(
+        name: str, values: list[float], source: str | None = None, official: bool = True, reason: str | None = None
+    ) -> MetricResult:
         return MetricResult(
             name=name,
             computed=True,
             mean_scored=sum(values) / scored if scored else None,
             composite=(sum(values) + both_na) / total,
             source=source,
+            official=official,
+            reason=reason,
         )
 
     for name in ROUGE_METRICS:
         metrics[name] = summarise(name, per_pair[name], f"rouge {_version('rouge')} (Rouge().get_scores)")
 
-    model_metrics: list[tuple[str, str | Path | None, ModelMetric, str, str]] = [
-        ("bertscore_f1", bertscore_model, bertscore_f1, "--bertscore-model", f"{BERTSCORE_MODEL}, rescaled"),
-        ("bleurt", bleurt_checkpoint, bleurt_scores, "--bleurt-checkpoint", BLEURT_CHECKPOINT),
-    ]
-    for name, location, function, option, official in model_metrics:
-        if location is None:
-            metrics[name] = MetricResult(
-                name, computed=False, reason=f"not computed: no {option} given (official: {official})"
-            )
-            continue
-        values = function(pair_hyps, pair_refs, location)
+    if bert_setup is None:
+        metrics["bertscore_f1"] = MetricResult(
+            "bertscore_f1", computed=False, reason=not_requested_reason("bertscore_f1")
+        )
+    else:
+        values = bertscore_f1(pair_hyps, pair_refs, bert_setup.model, bert_setup)
         if len(values) != scored:
-            raise MetricUnavailable(f"{name}: got {len(values)} scores for {scored} pairs")
-        per_pair[name] = [_clip(value) for value in values]
-        metrics[name] = summarise(name, per_pair[name], str(location))
+            raise MetricUnavailable(f"bertscore_f1: got {len(values)} scores for {scored} pairs")
+        per_pair["bertscore_f1"] = [_clip(value) for value in values]
+        metrics["bertscore_f1"] = summarise(
+            "bertscore_f1",
+            per_pair["bertscore_f1"],
+            f"bert-score {_version('bert-score')}, {bert_setup.model} (layer {bert_setup.num_layers}, "
+            + ("rescaled)" if bert_setup.baseline is not None else "not rescaled)"),
+            official=bert_setup.official,
+            reason=None if bert_setup.official else bert_setup.note,
+        )
+    if bleurt_path is None:
+        metrics["bleurt"] = MetricResult("bleurt", computed=False, reason=not_requested_reason("bleurt"))
+    else:
+        values = bleurt_scores(pair_hyps, pair_refs, bleurt_path)
+        if len(values) != scored:
+            raise MetricUnavailable(f"bleurt: got {len(values)} scores for {scored} pairs")
+        per_pair["bleurt"] = [_clip(value) for value in values]
+        metrics["bleurt"] = summarise("bleurt", per_pair["bleurt"], f"bleurt {_version('bleurt')}, {bleurt_path}")
 
-    used = [name for name in AGGREGATE_METRICS if metrics[name].computed]
+    used = [name for name in AGGREGATE_METRICS if metrics[name].computed and metrics[name].official]
+    aggregate_missing = {
+        name: ("not computed" if not metrics[name].computed else "computed, but not the official metric")
+        for name in AGGREGATE_METRICS
+        if name not in used
+    }
     aggregate_values = [sum(per_pair[name][i] for name in used) / len(used) for i in range(scored)]
-    aggregate = summarise("aggregate", aggregate_values, "mean of " + ", ".join(METRIC_LABELS[n] for n in used))
+    aggregate_source = "mean of " + ", ".join(METRIC_LABELS[n] for n in used)
+    aggregate = summarise(
+        "aggregate",
+        aggregate_values,
+        aggregate_source,
+        official=not aggregate_missing,
+        reason=(
+            "without "
+            + ", ".join(f"{METRIC_LABELS[n]} ({why})" for n, why in aggregate_missing.items())
+            + "; not comparable with published aggregate scores"
+        )
+        if aggregate_missing
+        else None,
+    )
 
     order = {"no error": 0, "unknown type": 2}
     per_type = [
@@ -474,6 +624,7 @@ def score_submission(
         per_type=per_type,
         baselines=majority_baselines(gold),
         warnings=warnings,
+        aggregate_missing=aggregate_missing,
     )
 
 
@@ -497,12 +648,14 @@ def format_text(result: ScoreResult) -> str:
         f"  {'metric':<14} {'mean(scored)':>12} {'composite':>10}",
     ]
     for name, metric in [*result.metrics.items(), ("aggregate", result.aggregate)]:
-        label = METRIC_LABELS[name]
+        label = _label(name, result)
         if metric.computed:
             out.append(f"  {label:<14} {_fmt(metric.mean_scored):>12} {_fmt(metric.composite):>10}")
+            if metric.reason and name != "aggregate":
+                out.append(f"    ({metric.reason})")
         else:
             out.append(f"  {label:<14} {metric.reason}")
-    out.append("  aggregate = mean of " + ", ".join(METRIC_LABELS[n] for n in result.aggregate_metrics))
+    out.append(("  " if result.aggregate_complete else "  * ") + _aggregate_line(result))
     out.append("Per error type (texts, flag recall, sentence recall):")
     for row in result.per_type:
         out.append(
@@ -520,7 +673,6 @@ def format_text(result: ScoreResult) -> str:
 
 def format_markdown(result: ScoreResult, title: str | None = None) -> str:
     """A Markdown report (metrics table, per-type table, baselines) for the README."""
-    used = ", ".join(METRIC_LABELS[n] for n in result.aggregate_metrics)
     lines = [f"### {title}", ""] if title else []
     lines += [
         "| Metric | Score | Composite |",
@@ -529,12 +681,22 @@ def format_markdown(result: ScoreResult, title: str | None = None) -> str:
         f"| Error sentence accuracy | {result.sentence_accuracy:.4f} | |",
     ]
     for name, metric in [*result.metrics.items(), ("aggregate", result.aggregate)]:
-        label = METRIC_LABELS[name] + (f" ({used})" if name == "aggregate" else "")
+        if name == "aggregate":
+            used = ", ".join(METRIC_LABELS[n] for n in result.aggregate_metrics)
+            label = f"Aggregate ({used})" if result.aggregate_complete else f"Aggregate, partial ({used} only)"
+        else:
+            label = METRIC_LABELS[name] + ("" if metric.official else " (not official)")
         if metric.computed:
             lines.append(f"| {label} | {_fmt(metric.mean_scored)} | {_fmt(metric.composite)} |")
         else:
             lines.append(f"| {label} | {_escape_md(metric.reason or 'not computed')} | |")
     pairs = result.pairs
+    notes = [
+        f"{METRIC_LABELS[name]}: {metric.reason}."
+        for name, metric in result.metrics.items()
+        if metric.computed and not metric.official and metric.reason
+    ]
+    lines += ["", _escape_md(_aggregate_line(result)), *(["", *map(_escape_md, notes)] if notes else [])]
     lines += [
         "",
         f"{result.texts} texts; correction pairs: {pairs['scored']} scored, {pairs['both_na']} both NA "
@@ -558,6 +720,22 @@ def format_markdown(result: ScoreResult, title: str | None = None) -> str:
         f"| Sentence accuracy, {base.name_of_sentence(base.sentence_value)} | {base.sentence_accuracy:.4f} |",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _label(name: str, result: ScoreResult) -> str:
+    """A metric's label in the text report: ``*`` marks a partial aggregate, ``†`` a non-official metric."""
+    if name == "aggregate":
+        return "Aggregate" if result.aggregate_complete else "Aggregate*"
+    metric = result.metrics[name]
+    return METRIC_LABELS[name] + ("" if metric.official or not metric.computed else "†")
+
+
+def _aggregate_line(result: ScoreResult) -> str:
+    """What the aggregate averages and, when partial, what it lacks."""
+    used = ", ".join(METRIC_LABELS[n] for n in result.aggregate_metrics)
+    if result.aggregate_complete:
+        return f"Aggregate = mean of {used} (the official aggregate)."
+    return f"PARTIAL aggregate = mean of {used} only, {result.aggregate.reason}."
 
 
 def _escape_md(text: str) -> str:
