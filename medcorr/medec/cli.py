@@ -25,12 +25,16 @@ stderr.
 SCORE_EPILOG = """\
 Scores exactly as the MEDIQA-CORR 2024 evaluation script defines it (its known bugs fixed):
 error-flag and error-sentence accuracy over all gold texts (a missing prediction is wrong, a correct -1
-is a hit); correction metrics per text: both NA -> credit, one NA -> 0, otherwise ROUGE-1/2/L F
-('rouge' package), BERTScore F1 (microsoft/deberta-xlarge-mnli, rescaled) and BLEURT-20, each clipped
-to [0, 1]. BERTScore and BLEURT need local copies (--bertscore-model, --bleurt-checkpoint) and the
-bert-score / bleurt packages; without them they are reported as not computed. Aggregate = mean of the
-available ROUGE-1 F, BERTScore, BLEURT per pair; composite = (sum over scored pairs + both-NA texts) /
-gold texts. Also prints recall per error type and the gold file's majority-class baselines.
+is a hit); correction metrics per text: both NA -> credit, one NA -> 0 (a flag-0 line counts as NA),
+otherwise ROUGE-1/2/L F ('rouge' package), BERTScore F1 (microsoft/deberta-xlarge-mnli, layer 40,
+rescaled) and BLEURT-20, each clipped to [0, 1]. BERTScore and BLEURT are computed only from local copies
+(--bertscore-model DIR with pip install 'medcorr[scoring]'; --bleurt-checkpoint DIR with the bleurt
+package); otherwise the report says 'not computed' and why. Another local encoder given to
+--bertscore-model gives a BERTScore marked 'not official' (its last layer, not rescaled). A requested
+metric that cannot be computed (package or files missing) stops with exit code 2 before any scoring.
+Aggregate = mean of ROUGE-1 F, BERTScore F1 and BLEURT-20 per pair; without all three (official) it is
+marked PARTIAL and lists what it lacks; composite = (sum over scored pairs + both-NA texts) / gold texts.
+Also prints recall per error type and the gold file's majority-class baselines.
 """
 
 
@@ -81,10 +85,13 @@ def register(subparsers) -> None:
     score.add_argument(
         "--bertscore-model",
         metavar="PATH",
-        help="local copy of microsoft/deberta-xlarge-mnli; enables BERTScore (needs bert-score)",
+        help="local copy of microsoft/deberta-xlarge-mnli: enables BERTScore (needs pip install 'medcorr[scoring]'); "
+        "another local encoder gives a BERTScore marked not official",
     )
     score.add_argument(
-        "--bleurt-checkpoint", metavar="PATH", help="local BLEURT-20 checkpoint; enables BLEURT (needs bleurt)"
+        "--bleurt-checkpoint",
+        metavar="PATH",
+        help="local BLEURT-20 checkpoint: enables BLEURT (needs the bleurt package, TensorFlow)",
     )
     score.set_defaults(func=cmd_score)
 
