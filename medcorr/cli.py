@@ -17,7 +17,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "medcorr.cli_check",
     "medcorr.train.cli",
     "medcorr.medec.cli",
-    "medcorr.bench",
+    "medcorr.benchmark.bench",
     "medcorr.stream.cli",
 )
 

@@ -62,7 +62,7 @@ def main() -> int:
     config_path = args.pipeline_config or (str(data / "stream_fake.cfg") if args.pipeline == "fake" else None)
     nlp = build_pipeline(config_path)
     if args.notes_csv:
-        from medcorr.bench import load_notes
+        from medcorr.benchmark.bench import load_notes
 
         notes, _ = load_notes(args.notes_csv, args.notes)
         args.notes = len(notes)

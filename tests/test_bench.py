@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from medcorr import bench
-from medcorr.bench import (INT8_MATMUL_CLASS, OTHER_OPS, TARGETS, _add_efficiency, _percentile, load_notes,
+from medcorr.benchmark import bench
+from medcorr.benchmark.bench import (INT8_MATMUL_CLASS, OTHER_OPS, TARGETS, _add_efficiency, _percentile, load_notes,
                            merge_cold_starts, merge_rounds, model_flops, op_class_times, render_markdown)
 from medcorr.cli import UsageError
 from medcorr.detector import MODEL_FILE, default_model_dir
@@ -278,3 +278,11 @@ def test_percentile_and_bad_arguments():
     result = subprocess.run([*CLI, "bench", "--repeat", "0"],
                             capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert result.returncode == 2 and "--repeat" in result.stderr
+
+
+def test_runtime_path_does_not_import_the_benchmark_package():
+    code = ("import sys, medcorr, medcorr.component, medcorr.pipeline, medcorr.stream.consumer\n"
+            "print(sorted(m for m in sys.modules if m.startswith('medcorr.benchmark')))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]"

@@ -3,8 +3,8 @@ import subprocess
 
 import pytest
 
-from medcorr import matmul_rate
-from medcorr.matmul_rate import RateSampler, SamplerUnavailable
+from medcorr.benchmark import matmul_rate
+from medcorr.benchmark.matmul_rate import RateSampler, SamplerUnavailable
 
 pytest.importorskip("onnx")
 

@@ -13,7 +13,7 @@ and the same thread count, after a warm-up:
 * cold start: seconds from ``import spacy`` to the first finished note, in a fresh interpreter;
 * the model's FLOPs per token (from the ONNX graph) and the fraction of the machine's matrix-multiply rate
   that the detector achieves: against the rate sampled between the chunks of the same pass (the target's
-  figure, :mod:`medcorr.matmul_rate`), and against the best rate of the run's separate measurements;
+  figure, :mod:`medcorr.benchmark.matmul_rate`), and against the best rate of the run's separate measurements;
 * where the int8 detector's time goes: onnxruntime's kernel times by op class (int8 matmuls, attention
   matmuls, softmax, layer norm, GELU, the rest) over a sample of notes, and the matmul fraction it would
   reach if only its int8 matmuls took time.
@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from medcorr.cli import UsageError
-from medcorr.matmul_rate import SAMPLE_RUNS, SAMPLE_SHAPE, RateSampler, SamplerUnavailable
+from medcorr.benchmark.matmul_rate import SAMPLE_RUNS, SAMPLE_SHAPE, RateSampler, SamplerUnavailable
 
 RESULT_MARKER = "MEDCORR_BENCH_RESULT "
 DEFAULT_BATCH_SIZE = 32
@@ -277,7 +277,7 @@ def _run_worker(spec: dict[str, Any]) -> dict[str, Any]:
     """Run one measurement in a fresh interpreter; its result is the marked line on stdout."""
     started = time.perf_counter()
     process = subprocess.run(
-        [sys.executable, "-m", "medcorr.bench", "--worker"], input=json.dumps(spec), capture_output=False,
+        [sys.executable, "-m", "medcorr.benchmark.bench", "--worker"], input=json.dumps(spec), capture_output=False,
         stdout=subprocess.PIPE, text=True, check=False, env=_worker_env(spec),
     )
     for line in reversed(process.stdout.splitlines()):
@@ -909,7 +909,7 @@ def _time_stream_passes(label: str, run_stream: Callable[[Sequence[Any]], Iterab
 def _time_sampled_passes(label: str, run_chunk: Callable[[Sequence[Any]], Any], items: Sequence[Any],
                          batch_size: int, repeat: int, sampler: RateSampler) -> tuple[list[float], list[float]]:
     """Seconds of each of ``repeat`` passes (the ``run_chunk`` calls only) and the GFLOP the machine's matmul
-    could have done in them: the :class:`~medcorr.matmul_rate.RateSampler` reads the rate before each chunk
+    could have done in them: the :class:`~medcorr.benchmark.matmul_rate.RateSampler` reads the rate before each chunk
     and after the last, and each chunk's seconds count at the mean of the two samples around it."""
     from medcorr.lexicon import Lexicon
 
@@ -1144,13 +1144,13 @@ def _pipeline_worker(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _matmul_worker(spec: dict[str, Any]) -> dict[str, Any]:
-    """The machine's matrix-multiply rate with onnxruntime (:func:`medcorr.matmul_rate.best_rate`)."""
+    """The machine's matrix-multiply rate with onnxruntime (:func:`medcorr.benchmark.matmul_rate.best_rate`)."""
     try:
         import onnx  # noqa: F401
     except ImportError:
         return {"status": "skipped", "note": "matmul rate not measured: the 'onnx' package is not installed "
                                              "(pip install onnx)"}
-    from medcorr.matmul_rate import best_rate
+    from medcorr.benchmark.matmul_rate import best_rate
 
     return best_rate(spec["threads"])
 

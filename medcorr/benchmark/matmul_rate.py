@@ -110,7 +110,7 @@ class RateSampler:
     def __init__(self, int8: bool, threads: int) -> None:
         self.int8, self.threads = int8, threads
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "medcorr.matmul_rate"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            [sys.executable, "-m", "medcorr.benchmark.matmul_rate"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             text=True, bufsize=1)
         try:
             reply = self._ask(json.dumps({"int8": int8, "threads": threads}))
