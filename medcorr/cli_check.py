@@ -15,21 +15,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``check`` command."""
     parser = subparsers.add_parser(
         "check",
-        help="check one clinical note for errors",
+        help="check one clinical note: its claims to double-check, and errors asserted with evidence",
         description=(
-            "Check one clinical note (plain UTF-8 text) for a wrong diagnosis, management step, treatment, "
-            "drug or causal organism. Prints each flagged span with its sentence, type, score and proposed "
-            "correction; --json prints one machine-readable object instead."
+            "Check one clinical note (plain UTF-8 text). Prints the note's status, its ranked claims to "
+            "double-check (the diagnosis, management step, treatment, drug or organism statements most likely "
+            "to hold an error; not asserted errors), and any error asserted by a source with evidence (a "
+            "verifier, an evidence check, or a detector with measured discrimination), with that source and, "
+            "where the source produced one, its correction. --json prints one machine-readable object instead."
         ),
         epilog="Exit codes: 0 success (flagged or not), 2 bad usage or unreadable input.",
     )
     parser.add_argument("note", help="path to a UTF-8 text file, or '-' to read standard input")
-    parser.add_argument("--json", action="store_true", help="print one JSON object: flag, score, error_sentence, findings")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object: status, flag (true/false/null), source, claims, findings")
     parser.add_argument("--config", metavar="CFG", help="a spaCy .cfg or saved pipeline directory (default: built-in pipeline)")
     parser.add_argument("--model", metavar="DIR", help="a medcorr model directory (default: the shipped model)")
-    parser.add_argument("--threshold", type=float, metavar="P", help="verdict threshold in [0, 1] (default: the model's)")
-    parser.add_argument("--highlight", action="store_true",
-                        help="always report the most suspicious span, even when the note is not flagged")
+    parser.add_argument("--threshold", type=float, metavar="P",
+                        help="force the detector's verdict head to judge the note at threshold P in [0, 1] (default: "
+                             "unset, and the head judges only when its model records a cross-validated verdict AUC "
+                             "of at least 0.75; forcing it on warns with the model's AUC)")
     parser.add_argument("--max-bytes", type=int, default=MAX_NOTE_BYTES_DEFAULT, metavar="N",
                         help=f"refuse notes larger than N bytes (default {MAX_NOTE_BYTES_DEFAULT})")
     parser.set_defaults(func=run_check)
@@ -68,8 +72,6 @@ def run_check(args: argparse.Namespace) -> int:
     overrides = {}
     if args.threshold is not None:
         overrides["threshold"] = args.threshold
-    if args.highlight:
-        overrides["mode"] = "highlight"
     if args.model:
         overrides["model_path"] = args.model
     if args.config:
@@ -88,36 +90,46 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def format_report(doc, verdict) -> str:
-    """A readable report of a verdict."""
+    """A readable report of a verdict: status, verdict and its source, claims, asserted errors."""
     sentences = list(doc.sents) if doc.has_annotation("SENT_START") else []
-    lines = [
-        f"verdict: {'ERROR SUSPECTED' if verdict.flag else 'no error found'} "
-        f"(score {verdict.score:.3f}, threshold {doc_threshold(doc):.3f})",
-    ]
-    if verdict.suspect_sentence >= 0:
-        lines.append(f"most suspicious sentence: #{verdict.suspect_sentence} "
-                     f"(localisation {verdict.suspect_score:.2f})")
-    for number, finding in enumerate(verdict.findings, 1):
-        sentence = sentences[finding.sentence].text.strip() if finding.sentence < len(sentences) else ""
+    lines = [f"status:  {verdict.status.value} ({verdict.status_reason})", f"verdict: {_verdict_line(verdict)}"]
+    if verdict.source is not None and verdict.source.measured:
+        lines.append(f"         source's measured discrimination: {verdict.source.measured}")
+    if verdict.claims:
+        lines += ["", "claims to double-check (not asserted errors), best first:"]
+    for claim in verdict.claims:
         lines += [
-            "",
-            f"[{number}] {finding.type.value}  score {finding.score:.3f}  sentence #{finding.sentence}",
-            f"    sentence:   {sentence}",
-            f"    span:       {finding.text!r} (chars {finding.start}-{finding.end})",
-            f"    correction: {finding.correction if finding.correction is not None else '(no proposal)'}",
+            f"  [{claim.rank + 1}] {claim.type.value} {claim.text!r} in sentence #{claim.sentence} "
+            f"(localisation {claim.score:.2f})",
+            f"      sentence: {_sentence_text(sentences, claim.sentence)}",
         ]
-        if finding.corrected_sentence:
-            lines.append(f"    corrected:  {finding.corrected_sentence}")
-        if finding.candidates:
-            ranked = ", ".join(f"{text} ({score:.2f})" for text, score in finding.candidates[:5])
-            lines.append(f"    candidates: {ranked}")
+        if claim.alternatives:
+            lines.append(f"      lexicon alternatives (unranked, for review only): {', '.join(claim.alternatives[:8])}")
+    if verdict.findings:
+        lines += ["", "asserted errors:"]
+    for number, finding in enumerate(verdict.findings, 1):
+        names = ", ".join(item.name for item in finding.evidence)
+        lines += [
+            f"  [{number}] {finding.type.value} {finding.text!r} in sentence #{finding.sentence} (asserted by {names})",
+            f"      sentence:   {_sentence_text(sentences, finding.sentence)}",
+        ]
+        lines += [f"      reason:     {item.reason}" for item in finding.evidence if item.reason]
+        if finding.corrected_sentence or finding.correction:
+            lines.append(f"      correction: {finding.corrected_sentence or finding.correction} "
+                         f"(from {finding.correction_source})")
+        else:
+            lines.append("      correction: none proposed (the asserting source gave none)")
     return "\n".join(lines)
 
 
-def doc_threshold(doc) -> float:
-    """The threshold of the medcorr pipe that processed ``doc`` (the component records it in the span
-    group's attrs, since a Doc does not know its pipeline)."""
-    for group in doc.spans.values():
-        if "medcorr.threshold" in group.attrs:
-            return float(group.attrs["medcorr.threshold"])
-    return float("nan")
+def _verdict_line(verdict) -> str:
+    if verdict.flag is None:
+        return "not judged (medcorr cannot tell whether this note holds an error)"
+    confidence = "" if verdict.score is None else f", confidence {verdict.score:.2f}"
+    if verdict.flag:
+        return f"ERROR ASSERTED by {verdict.source.name}{confidence}"
+    return f"no error found by {verdict.source.name}{confidence}"
+
+
+def _sentence_text(sentences, index: int) -> str:
+    return sentences[index].text.strip() if 0 <= index < len(sentences) else ""

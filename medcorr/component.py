@@ -1,10 +1,12 @@
-"""The ``medcorr`` spaCy component: finds suspicious clinical statements and proposes corrections.
+"""The ``medcorr`` spaCy component: ranks a note's claims to check and asserts errors only with evidence.
 
-Built like spaCy's own pipes: ``predict`` computes everything without touching the docs (sentence
-boundaries, ONNX detector, lexicon candidates, generator proposals) and ``set_annotations`` writes the
-results: ``doc._.medcorr`` (the :class:`~medcorr.finding.Verdict`), ``doc.spans[spans_key]`` with
-``span._.medcorr`` (the :class:`~medcorr.finding.Finding`), and the same data as plain JSON in
-``SpanGroup.attrs`` so that a ``DocBin`` round trip keeps it.
+The flow: sentences -> claims (the ONNX detector's localiser, :mod:`medcorr.claims`) -> evidence (the
+sources allowed to judge, :mod:`medcorr.evidence`) -> the verdict. Built like spaCy's own pipes:
+``predict`` computes everything without touching the docs and ``set_annotations`` writes the results:
+``doc._.medcorr`` (the :class:`~medcorr.finding.Verdict`), ``doc.spans[spans_key]`` (asserted errors) and
+``doc.spans[spans_key + "_claims"]`` (claims to double-check), ``span._.medcorr`` (the
+:class:`~medcorr.finding.Finding`), and the same data as plain JSON in ``SpanGroup.attrs`` so that a
+``DocBin`` round trip keeps it.
 """
 import json
 import shutil
@@ -19,18 +21,22 @@ from spacy.pipeline.pipe import Pipe
 from spacy.tokens import Doc, Span
 from spacy.util import minibatch
 
-from medcorr.candidates import types_for_kind
+from medcorr.claims import DEFAULT_MAX_CLAIMS, rank_claims
 from medcorr.detector import META_FILE, TOKENIZER_FILE, NotePrediction, OnnxDetector
-from medcorr.finding import ERROR_TYPES, ErrorType, Finding, Verdict
-from medcorr.generators.base import CorrectionRequest, Generator, Proposal, substitute
+from medcorr.evidence import DetectorHead, Judgement, combine
+from medcorr.finding import ERROR_TYPES, Finding, Verdict
+from medcorr.generators.base import CorrectionRequest, Generator
 from medcorr.registry import detectors
+from medcorr.screening import DEFAULT_MAX_NOTE_CHARS, Screen, screen
 from medcorr.sentences import ClinicalSentencizer, write_sentence_starts
 from medcorr.substitutions import SUBSTITUTIONS_FILE
 
 VERDICT_ATTR = "medcorr.verdict"
-MODES = ("verdict", "highlight")
 SENTENCIZERS = ("medcorr", "pyrush")
 DEFAULT_GENERATOR = {"@medcorr_generators": "medcorr.KnowledgeGenerator.v1"}
+#: Why a note with claims has no verdict when no judging source is configured.
+UNJUDGED_REASON = ("no verifier or check judged this note and the detector's verdict head lacks measured "
+                   "discrimination: the claims are places to double-check, not asserted errors")
 
 
 def _silence_pyrush() -> None:
@@ -49,10 +55,11 @@ def _verdict_getter(doc: Doc) -> Verdict | None:
 
 
 def _finding_getter(span: Span) -> Finding | None:
+    """The asserted error at this span, else the claim at this span, else None."""
     verdict = _verdict_getter(span.doc)
     if verdict is None:
         return None
-    for finding in verdict.findings:
+    for finding in (*verdict.findings, *verdict.claims):
         if finding.start == span.start_char and finding.end == span.end_char:
             return finding
     return None
@@ -78,11 +85,13 @@ def onnx_detector_builder() -> Callable[..., OnnxDetector]:
     default_config={
         "model_path": "",
         "threshold": None,
+        "max_claims": DEFAULT_MAX_CLAIMS,
+        "max_note_chars": DEFAULT_MAX_NOTE_CHARS,
+        "check_language": True,
         "batch_size": 0,
         "max_length": 0,
         "providers": ["CPUExecutionProvider"],
         "num_threads": 0,
-        "mode": "verdict",
         "spans_key": "medcorr",
         "respect_context": True,
         "sentencizer": "medcorr",
@@ -90,55 +99,64 @@ def onnx_detector_builder() -> Callable[..., OnnxDetector]:
         "generator": DEFAULT_GENERATOR,
     },
 )
-def make_medcorr(nlp: Language, name: str, model_path: str, threshold: float | None, batch_size: int,
-                 max_length: int, providers: list[str], num_threads: int, mode: str, spans_key: str,
-                 respect_context: bool, sentencizer: str, detector: Callable[..., OnnxDetector],
-                 generator: Generator | None) -> "MedcorrComponent":
+def make_medcorr(nlp: Language, name: str, model_path: str, threshold: float | None, max_claims: int,
+                 max_note_chars: int, check_language: bool, batch_size: int, max_length: int,
+                 providers: list[str], num_threads: int, spans_key: str, respect_context: bool, sentencizer: str,
+                 detector: Callable[..., OnnxDetector], generator: Generator | None) -> "MedcorrComponent":
     """Factory of the ``medcorr`` pipe (see :class:`MedcorrComponent` for the settings)."""
     return MedcorrComponent(
-        nlp, name, model_path=model_path, threshold=threshold, batch_size=batch_size, max_length=max_length,
-        providers=providers, num_threads=num_threads, mode=mode, spans_key=spans_key,
+        nlp, name, model_path=model_path, threshold=threshold, max_claims=max_claims,
+        max_note_chars=max_note_chars, check_language=check_language, batch_size=batch_size,
+        max_length=max_length, providers=providers, num_threads=num_threads, spans_key=spans_key,
         respect_context=respect_context, sentencizer=sentencizer, detector_builder=detector, generator=generator,
     )
 
 
 class MedcorrComponent(Pipe):
-    """Clinical-note error detection and correction.
+    """Clinical-note claim localisation and evidence-backed error detection.
 
-    Settings: ``model_path`` (a medcorr model directory; empty = the shipped model), ``threshold`` (verdict
-    probability above which a note is flagged; None = the model's tuned threshold), ``batch_size`` (most
-    encoder windows per ONNX call; 0 = one per call on CPU, which is fastest there and keeps a note's score
-    independent of its batch mates, and 64 on CUDA), ``max_length`` (tokens per window, 0 = the model's), ``providers``
-    (onnxruntime execution providers), ``num_threads`` (0 = all cores), ``mode`` (``verdict``: findings
-    only for flagged notes; ``highlight``: always report the most suspicious span, flagged or not),
-    ``spans_key``, ``respect_context`` (skip claims that medspaCy ConText marks as negated), ``sentencizer``
-    (how a Doc without sentence boundaries is split: ``medcorr``, the fast clinical splitter of
-    :mod:`medcorr.sentences`, or ``pyrush``, medspaCy's PyRuSH), ``generator`` (the correction backend, or None).
+    Settings: ``model_path`` (a medcorr model directory; empty = the shipped model); ``threshold`` (None:
+    the detector's verdict head judges notes only when its model records a cross-validated verdict AUC of
+    at least :data:`medcorr.evidence.DETECTOR_AUC_FLOOR`; a number forces the head on at that threshold,
+    with a warning naming its AUC); ``max_claims`` (claims reported per note, best first);
+    ``max_note_chars`` (longer notes get status ``too_long``; 0 = no limit); ``check_language`` (notes
+    that are confidently not English get status ``not_english``); ``batch_size`` (most encoder windows per
+    ONNX call; 0 = one per call on CPU, 64 on CUDA); ``max_length`` (tokens per window, 0 = the model's);
+    ``providers`` (onnxruntime execution providers); ``num_threads`` (0 = all cores); ``spans_key``
+    (asserted errors in ``doc.spans[spans_key]``, claims in ``doc.spans[spans_key + "_claims"]``);
+    ``respect_context`` (skip claims that medspaCy ConText marks as negated); ``sentencizer`` (how a Doc
+    without sentence boundaries is split: ``medcorr`` or ``pyrush``); ``generator`` (lexicon alternatives
+    shown to reviewers beside each claim, or None).
     """
 
     def __init__(self, nlp: Language, name: str = "medcorr", *, model_path: str = "", threshold: float | None = None,
-                 batch_size: int = 0, max_length: int = 0, providers: Sequence[str] = ("CPUExecutionProvider",),
-                 num_threads: int = 0, mode: str = "verdict", spans_key: str = "medcorr",
-                 respect_context: bool = True, sentencizer: str = "medcorr",
+                 max_claims: int = DEFAULT_MAX_CLAIMS, max_note_chars: int = DEFAULT_MAX_NOTE_CHARS,
+                 check_language: bool = True, batch_size: int = 0, max_length: int = 0,
+                 providers: Sequence[str] = ("CPUExecutionProvider",), num_threads: int = 0,
+                 spans_key: str = "medcorr", respect_context: bool = True, sentencizer: str = "medcorr",
                  detector_builder: Callable[..., OnnxDetector] = OnnxDetector,
                  generator: Generator | None = None):
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if sentencizer not in SENTENCIZERS:
             raise ValueError(f"sentencizer must be one of {SENTENCIZERS}, got {sentencizer!r}")
         if threshold is not None and not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+        if max_claims < 1:
+            raise ValueError(f"max_claims must be at least 1, got {max_claims}")
+        if max_note_chars < 0:
+            raise ValueError(f"max_note_chars must be 0 (no limit) or positive, got {max_note_chars}")
         register_extensions()
         _silence_pyrush()
         self.nlp = nlp
         self.name = name
         self.cfg: dict[str, Any] = {
-            "model_path": model_path, "threshold": threshold, "batch_size": batch_size, "max_length": max_length,
-            "providers": list(providers), "num_threads": num_threads, "mode": mode, "spans_key": spans_key,
-            "respect_context": respect_context, "sentencizer": sentencizer,
+            "model_path": model_path, "threshold": threshold, "max_claims": max_claims,
+            "max_note_chars": max_note_chars, "check_language": check_language, "batch_size": batch_size,
+            "max_length": max_length, "providers": list(providers), "num_threads": num_threads,
+            "spans_key": spans_key, "respect_context": respect_context, "sentencizer": sentencizer,
         }
         self._detector_builder = detector_builder
         self.detector = self._build_detector(model_path or None)
+        self.head = DetectorHead(self.detector.meta, threshold)
         self.generator = generator
         if generator is not None and hasattr(generator, "bind"):
             generator.bind(self)
@@ -153,9 +171,8 @@ class MedcorrComponent(Pipe):
     # ----------------------------------------------------------------- properties
     @property
     def threshold(self) -> float:
-        """The verdict threshold in force."""
-        configured = self.cfg["threshold"]
-        return self.detector.default_threshold if configured is None else float(configured)
+        """The detector head's verdict threshold (used only when the head is trusted, see ``head``)."""
+        return self.head.threshold
 
     @property
     def model_version(self) -> str:
@@ -166,6 +183,11 @@ class MedcorrComponent(Pipe):
     def labels(self) -> tuple[str, ...]:
         """The span labels this component assigns."""
         return tuple(t.value for t in ERROR_TYPES)
+
+    @property
+    def claims_key(self) -> str:
+        """The ``doc.spans`` key of the claims to double-check."""
+        return f"{self.cfg['spans_key']}_claims"
 
     @property
     def sentencizer(self):
@@ -204,28 +226,30 @@ class MedcorrComponent(Pipe):
         """
         prepare = getattr(self.detector, "prepare", None)
         submit = getattr(self.detector, "submit", None)
-        in_flight: list[tuple[list[Doc], list[list[tuple[int, int]]], Any]] = []
+        in_flight: list[tuple[list[Doc], list[list[tuple[int, int]]], list[Screen | None], Any]] = []
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="medcorr-detector") as pool:
             try:
                 for docs in minibatch(stream, size=batch_size):
-                    spans = self._sentence_spans(docs)
+                    screens = self._screens(docs)
+                    spans = self._sentence_spans(docs, screens)
                     notes = _notes(docs, spans)
                     if prepare is not None and submit is not None and notes:
                         # queued behind the previous batch's calls: the model threads go on without a gap
                         detection: Any = submit(prepare(notes))
                     else:  # a detector backend with predict() only
                         detection = pool.submit(self.detector.predict, notes)
-                    in_flight.append((docs, spans, detection))
+                    in_flight.append((docs, spans, screens, detection))
                     if len(in_flight) > 1:
                         yield from self._finish(*in_flight.pop(0))
                 while in_flight:
                     yield from self._finish(*in_flight.pop(0))
             finally:  # the caller stopped early (or a batch failed): drop the model calls not yet started
-                for _, _, detection in in_flight:
+                for *_, detection in in_flight:
                     detection.cancel()
 
-    def _finish(self, docs: list[Doc], spans: list[list[tuple[int, int]]], detection: Any) -> Iterator[Doc]:
-        self.set_annotations(docs, self._decide(docs, spans, detection.result()))
+    def _finish(self, docs: list[Doc], spans: list[list[tuple[int, int]]], screens: list[Screen | None],
+                detection: Any) -> Iterator[Doc]:
+        self.set_annotations(docs, self._decide(docs, spans, screens, detection.result()))
         yield from docs
 
     def initialize(self, get_examples: Callable[[], Iterable] | None = None, *, nlp: Language | None = None) -> None:
@@ -233,42 +257,51 @@ class MedcorrComponent(Pipe):
         return None
 
     def predict(self, docs: Sequence[Doc]) -> list[tuple[list[tuple[int, int]], Verdict]]:
-        """Sentence spans and the verdict (with findings and proposals) per doc; docs are not modified."""
+        """Sentence spans and the verdict (claims, judgements, findings) per doc; docs are not modified."""
         docs = list(docs)
         if not docs:
             return []
-        sentence_spans = self._sentence_spans(docs)
-        return self._decide(docs, sentence_spans, self.detector.predict(_notes(docs, sentence_spans)))
+        screens = self._screens(docs)
+        sentence_spans = self._sentence_spans(docs, screens)
+        return self._decide(docs, sentence_spans, screens, self.detector.predict(_notes(docs, sentence_spans)))
 
     def _decide(self, docs: Sequence[Doc], sentence_spans: list[list[tuple[int, int]]],
+                screens: Sequence[Screen | None],
                 predictions: Sequence[NotePrediction]) -> list[tuple[list[tuple[int, int]], Verdict]]:
-        """Verdicts, findings and proposals from the detector's predictions."""
-        verdicts = [self._verdict(doc, spans, prediction)
-                    for doc, spans, prediction in zip(docs, sentence_spans, predictions)]
-        self._propose(docs, sentence_spans, verdicts)
+        """Claims, the sources' judgements and the verdict of each doc."""
+        verdicts = []
+        all_claims = [self._claims(doc, spans, prediction) if screened is None else []
+                      for doc, spans, screened, prediction in zip(docs, sentence_spans, screens, predictions)]
+        self._add_alternatives(docs, sentence_spans, all_claims)
+        for screened, claims, prediction in zip(screens, all_claims, predictions):
+            if screened is not None:
+                verdicts.append(Verdict.not_analysed(screened.status, screened.reason))
+                continue
+            verdicts.append(self._verdict(claims, self._judgements(prediction, claims)))
         return list(zip(sentence_spans, verdicts))
 
     def set_annotations(self, docs: Sequence[Doc], predictions: Sequence[tuple[list[tuple[int, int]], Verdict]]) -> None:
-        """Write sentence boundaries (when the doc had none), spans, and the verdict."""
+        """Write sentence boundaries (when the doc had none), error and claim spans, and the verdict."""
         for doc, (spans, verdict) in zip(docs, predictions):
-            if not doc.has_annotation("SENT_START") and len(doc):
+            if not doc.has_annotation("SENT_START") and len(doc) and spans:
                 _set_sentence_starts(doc, spans)
-            group = [doc.char_span(f.start, f.end, label=f.type.value, alignment_mode="expand")
-                     for f in verdict.findings]
-            doc.spans[self.cfg["spans_key"]] = [span for span in group if span is not None]
+            doc.spans[self.claims_key] = _span_list(doc, verdict.claims)
+            doc.spans[self.cfg["spans_key"]] = _span_list(doc, verdict.findings)
             span_group = doc.spans[self.cfg["spans_key"]]
             span_group.attrs[VERDICT_ATTR] = verdict.to_dict()
-            span_group.attrs["scores"] = [f.score for f in verdict.findings]
-            span_group.attrs["medcorr.threshold"] = self.threshold
             span_group.attrs["medcorr.model_version"] = self.model_version
 
     # ----------------------------------------------------------------- internals
-    def _sentence_spans(self, docs: Sequence[Doc]) -> list[list[tuple[int, int]]]:
-        need_split = [doc for doc in docs if len(doc) and not doc.has_annotation("SENT_START")]
+    def _screens(self, docs: Sequence[Doc]) -> list[Screen | None]:
+        return [screen(doc.text, self.cfg["max_note_chars"], self.cfg["check_language"]) for doc in docs]
+
+    def _sentence_spans(self, docs: Sequence[Doc], screens: Sequence[Screen | None]) -> list[list[tuple[int, int]]]:
+        analysed = [doc for doc, screened in zip(docs, screens) if screened is None and len(doc)]
+        need_split = [doc for doc in analysed if not doc.has_annotation("SENT_START")]
         guesses = dict(zip(map(id, need_split), self.sentencizer.predict(need_split))) if need_split else {}
         result = []
-        for doc in docs:
-            if not len(doc) or not doc.text.strip():
+        for doc, screened in zip(docs, screens):
+            if screened is not None or not len(doc):
                 result.append([])
             elif id(doc) in guesses:
                 result.append(_spans_from_starts(doc, guesses[id(doc)]))
@@ -276,68 +309,34 @@ class MedcorrComponent(Pipe):
                 result.append([(s.start_char, s.end_char) for s in doc.sents])
         return result
 
-    def _verdict(self, doc: Doc, spans: list[tuple[int, int]], prediction: NotePrediction) -> Verdict:
-        if not spans:
-            return Verdict.empty()
-        suspect = prediction.suspect
-        score = prediction.score
-        flag = score >= self.threshold
-        verdict = Verdict(flag=flag, score=score, error_sentence=suspect if flag else -1, suspect_sentence=suspect,
-                          suspect_score=float(prediction.location[suspect]))
-        if not (flag or self.cfg["mode"] == "highlight"):
-            return verdict
-        finding = self._finding(doc, spans, prediction, suspect, score)
-        if finding is None:  # the sentence's only claims are negated: not a claim to check
-            verdict.flag, verdict.error_sentence = False, -1
-        else:
-            verdict.findings.append(finding)
-        return verdict
+    def _claims(self, doc: Doc, spans: list[tuple[int, int]], prediction: NotePrediction) -> list[Finding]:
+        negated = _negated_ranges(doc) if self.cfg["respect_context"] else []
+        return rank_claims(doc, spans, prediction, self.matcher, negated, self.cfg["max_claims"])
 
-    def _finding(self, doc: Doc, spans: list[tuple[int, int]], prediction: NotePrediction, sentence: int,
-                 score: float) -> Finding | None:
-        start, end = spans[sentence]
-        offsets, probs = prediction.span_arrays((start, end))
-        # the lexicon matcher reads only the suspect sentence (a fifth of the note's tokens, on MEDEC)
-        sentence_span = doc.char_span(start, end, alignment_mode="expand")
-        candidates = [c for c in self.matcher(sentence_span if sentence_span is not None else doc)
-                      if c.start_char >= start and c.end_char <= end]
-        if self.cfg["respect_context"]:
-            negated = _negated_ranges(doc)
-            kept = [c for c in candidates if not _inside_any(c.start_char, c.end_char, negated)]
-            if candidates and not kept:
-                return None
-            candidates = kept
-        allowed_types: tuple[ErrorType, ...] = ()
-        if candidates:
-            best = max(candidates,
-                       key=lambda c: (_mean_score(offsets, probs, c.start_char, c.end_char), -c.start_char))
-            span_start, span_end = best.start_char, best.end_char
-            allowed_types = types_for_kind(best.kind)
-        else:
-            span_start, span_end = _span_from_tokens(offsets, probs, start, end)
-        char_span = doc.char_span(span_start, span_end, alignment_mode="expand")
-        if char_span is not None:
-            span_start, span_end = char_span.start_char, char_span.end_char
-        return Finding(start=span_start, end=span_end, text=doc.text[span_start:span_end],
-                       type=prediction.error_type(sentence, allowed_types), score=score, sentence=sentence)
+    def _judgements(self, prediction: NotePrediction, claims: list[Finding]) -> list[Judgement]:
+        judgement = self.head.judge(prediction, claims)
+        return [] if judgement is None else [judgement]
 
-    def _propose(self, docs: Sequence[Doc], sentence_spans: list[list[tuple[int, int]]],
-                 verdicts: list[Verdict]) -> None:
+    @staticmethod
+    def _verdict(claims: list[Finding], judgements: list[Judgement]) -> Verdict:
+        decision = combine(judgements, bool(claims), UNJUDGED_REASON)
+        return Verdict(status=decision.status, flag=decision.flag, score=decision.score,
+                       error_sentence=decision.error_sentence, source=decision.source,
+                       status_reason=decision.reason, claims=claims, findings=decision.findings)
+
+    def _add_alternatives(self, docs: Sequence[Doc], sentence_spans: list[list[tuple[int, int]]],
+                          all_claims: list[list[Finding]]) -> None:
+        """Lexicon alternatives for each claim, for reviewers: unranked (alphabetical), never a correction."""
         if self.generator is None:
             return
-        requests, owners = [], []
-        for doc, spans, verdict in zip(docs, sentence_spans, verdicts):
-            for finding in verdict.findings:
-                requests.append(CorrectionRequest(doc.text, tuple(spans), finding, verdict.score))
-                owners.append(verdict)
+        requests = [CorrectionRequest(doc.text, tuple(spans), claim)
+                    for doc, spans, claims in zip(docs, sentence_spans, all_claims) for claim in claims]
         if not requests:
             return
-        proposals = self.generator(requests)
-        for request, proposal, verdict in zip(requests, proposals, owners):
-            _apply_proposal(request, proposal, verdict)
-        for verdict in verdicts:
-            if verdict.flag and not verdict.findings:
-                verdict.flag, verdict.error_sentence = False, -1
+        for request, proposal in zip(requests, self.generator(requests)):
+            names = {text.strip() for text, _ in proposal.candidates if text.strip()}
+            names.discard(request.finding.text.strip())
+            request.finding.alternatives = sorted(names, key=str.lower)
 
     # ----------------------------------------------------------------- serialization
     def to_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> None:
@@ -358,6 +357,7 @@ class MedcorrComponent(Pipe):
         self.cfg.update(json.loads((path / "cfg.json").read_text(encoding="utf-8")))
         self._sentencizer = None
         self.detector = self._build_detector(path / "model")
+        self.head = DetectorHead(self.detector.meta, self.cfg["threshold"])
         if self.generator is not None and hasattr(self.generator, "bind"):
             self.generator.bind(self)
         return self
@@ -401,42 +401,6 @@ def _negated_ranges(doc: Doc) -> list[tuple[int, int]]:
     return ranges
 
 
-def _inside_any(start: int, end: int, ranges: Sequence[tuple[int, int]]) -> bool:
-    return any(start >= r_start and end <= r_end for r_start, r_end in ranges)
-
-
-def _mean_score(offsets: np.ndarray, probs: np.ndarray, start: int, end: int) -> float:
-    """Mean span probability of the tokens overlapping ``[start, end)`` (0 when none do)."""
-    inside = (offsets[:, 0] < end) & (offsets[:, 1] > start)
-    return float(np.mean(probs[inside])) if inside.any() else 0.0
-
-
-def _span_from_tokens(offsets: np.ndarray, probs: np.ndarray, start: int, end: int) -> tuple[int, int]:
-    """The contiguous run of high-scoring tokens around the best token; the sentence when none.
-
-    ``offsets`` ``[n, 2]`` and ``probs`` ``[n]`` are the sentence's tokens in text order.
-    """
-    if not probs.size:
-        return start, end
-    best = int(np.argmax(probs))
-    low = np.flatnonzero(probs < 0.5 * probs[best])
-    before, after = low[low < best], low[low > best]
-    left = int(before[-1]) + 1 if before.size else 0
-    right = int(after[0]) - 1 if after.size else probs.size - 1
-    return int(offsets[left, 0]), int(offsets[right, 1])
-
-
-def _apply_proposal(request: CorrectionRequest, proposal: Proposal, verdict: Verdict) -> None:
-    finding = request.finding
-    if proposal.veto:
-        verdict.findings.remove(finding)
-        return
-    finding.candidates = list(proposal.candidates)
-    sentence_start = request.sentences[finding.sentence][0]
-    if proposal.corrected_sentence:
-        finding.corrected_sentence = proposal.corrected_sentence
-        finding.correction = proposal.candidates[0][0] if proposal.candidates else None
-    elif proposal.candidates:
-        finding.correction = proposal.candidates[0][0]
-        finding.corrected_sentence = substitute(
-            request.sentence_text, finding.start - sentence_start, finding.end - sentence_start, finding.correction)
+def _span_list(doc: Doc, findings: Sequence[Finding]) -> list[Span]:
+    spans = [doc.char_span(f.start, f.end, label=f.type.value, alignment_mode="expand") for f in findings]
+    return [span for span in spans if span is not None]

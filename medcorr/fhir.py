@@ -15,13 +15,16 @@ Input side
 
 Output side
     :func:`verdict_to_bundle` maps a :class:`medcorr.finding.Verdict` to a FHIR ``Bundle`` of type
-    ``collection`` holding one ``DetectedIssue`` per finding of a flagged verdict (status ``preliminary``,
-    ``code`` from :data:`CODE_SYSTEM`, ``severity`` from the finding score, ``implicated`` and
-    ``evidence.detail`` referencing the versioned source ``DocumentReference``, ``detail`` = the proposed
-    correction, offsets and score in the :data:`FINDING_EXTENSION` extension). Every Bundle carries the
-    :data:`VERDICT_EXTENSION` in ``Bundle.meta.extension`` (a Bundle has no ``extension`` element of its
-    own) with the note-level flag, score, model version and source reference, so a clean note gives an empty
-    Bundle that still says "checked, clean". Every output is checked against medcorr's output profile
+    ``collection`` holding one ``DetectedIssue`` per asserted error of a flagged verdict (status
+    ``preliminary``, ``code`` from :data:`CODE_SYSTEM`, ``severity`` from the kind of source that asserted
+    it (:data:`SEVERITY_BY_SOURCE`), ``implicated`` and ``evidence.detail`` referencing the versioned
+    source ``DocumentReference``, ``detail`` = the correction only when the asserting source produced one;
+    offsets, confidence, source name and reason in the :data:`FINDING_EXTENSION` extension). Claims to
+    double-check are never DetectedIssues. Every Bundle carries the :data:`VERDICT_EXTENSION` in
+    ``Bundle.meta.extension`` (a Bundle has no ``extension`` element of its own) with the note's status,
+    the flag when a source judged the note (absent when nothing did), the judging source, model version
+    and source reference, so a clean note gives an empty Bundle that says "checked, clean" and an unjudged
+    one an empty Bundle that says so. Every output is checked against medcorr's output profile
     (:mod:`medcorr.fhir_profile`), which accepts only Bundles that the ``fhir.resources`` classes
     (``fhir.resources.R4B`` for R4, top-level ``fhir.resources`` for R5) accept;
     ``validation="classes"`` validates with those classes themselves.
@@ -43,7 +46,7 @@ from email.message import Message
 from html.parser import HTMLParser
 from typing import Any, Iterator, Literal
 
-from medcorr.finding import ErrorType, Finding, Verdict
+from medcorr.finding import ErrorType, Finding, SourceKind, Verdict
 
 FhirVersion = Literal["R4", "R5"]
 FHIR_VERSIONS: tuple[str, ...] = ("R4", "R5")
@@ -63,9 +66,13 @@ VERDICT_EXTENSION = "https://medcorr.dev/fhir/StructureDefinition/verdict"
 #: Namespace for the deterministic (UUIDv5) ids of output Bundles and DetectedIssues.
 ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://medcorr.dev/fhir")
 
-#: ``severity`` thresholds on :attr:`Finding.score`: ``>= 0.85`` high, ``>= 0.6`` moderate, else low.
-SEVERITY_HIGH = 0.85
-SEVERITY_MODERATE = 0.6
+#: ``DetectedIssue.severity`` by the kind of source that asserted the error: a conflict the note itself
+#: proves (both spans cited) is ``high``; a verifier's judgement ``moderate``; a detector head's ``low``.
+SEVERITY_BY_SOURCE: dict[SourceKind, str] = {
+    SourceKind.CHECK: "high",
+    SourceKind.VERIFIER: "moderate",
+    SourceKind.DETECTOR: "low",
+}
 
 ERROR_TYPE_DISPLAY: dict[ErrorType, str] = {
     ErrorType.DIAGNOSIS: "Diagnosis error",
@@ -552,6 +559,10 @@ def _safe_name(value: Any) -> str:
     return text[:64]
 
 
+def _fold_space(text: str) -> str:
+    return re.sub(r"\s+", " ", str(text)).strip()
+
+
 def _one_line(text: str) -> str:
     return re.sub(r"\s+", " ", str(text)).strip()[:200]
 
@@ -561,13 +572,11 @@ def _one_line(text: str) -> str:
 # --------------------------------------------------------------------------------------------------
 
 
-def severity_of(score: float) -> str:
-    """``high`` (>= :data:`SEVERITY_HIGH`), ``moderate`` (>= :data:`SEVERITY_MODERATE`) or ``low``."""
-    if score >= SEVERITY_HIGH:
-        return "high"
-    if score >= SEVERITY_MODERATE:
-        return "moderate"
-    return "low"
+def severity_of(finding: Finding) -> str:
+    """The severity of an asserted error: the highest of its sources' (:data:`SEVERITY_BY_SOURCE`)."""
+    order = ("high", "moderate", "low")
+    levels = [SEVERITY_BY_SOURCE[item.kind] for item in finding.evidence] or ["low"]
+    return min(levels, key=order.index)
 
 
 def _fhir_class(module: str, name: str, fhir_version: str) -> Any:
@@ -592,25 +601,33 @@ def _finding_extension(finding: Finding) -> dict[str, Any]:
     ]
     if finding.text:
         parts.append({"url": "text", "valueString": str(finding.text)})
-    if finding.corrected_sentence:
+    if finding.corrected_sentence and finding.correction_source:
         parts.append({"url": "correctedSentence", "valueString": str(finding.corrected_sentence)})
+    for item in finding.evidence:
+        parts.append({"url": "assertedBy", "valueString": f"{item.kind.value}: {item.name}"})
+        if item.reason:
+            parts.append({"url": "reason", "valueString": _one_line(item.reason)})
     return {"url": FINDING_EXTENSION, "extension": parts}
 
 
 def _verdict_extension(
     verdict: Verdict, source: dict[str, Any], model_version: str, medcorr_version: str
 ) -> dict[str, Any]:
-    return {
-        "url": VERDICT_EXTENSION,
-        "extension": [
-            {"url": "flag", "valueBoolean": bool(verdict.flag)},
-            {"url": "score", "valueDecimal": _decimal(verdict.score)},
-            {"url": "findings", "valueInteger": len(verdict.findings) if verdict.flag else 0},
-            {"url": "modelVersion", "valueString": str(model_version or "unknown")},
-            {"url": "medcorrVersion", "valueString": medcorr_version},
-            {"url": "source", "valueReference": dict(source)},
-        ],
-    }
+    parts: list[dict[str, Any]] = [{"url": "status", "valueString": verdict.status.value}]
+    if verdict.flag is not None:
+        parts.append({"url": "flag", "valueBoolean": bool(verdict.flag)})
+    if verdict.score is not None:
+        parts.append({"url": "score", "valueDecimal": _decimal(verdict.score)})
+    if verdict.source is not None:
+        parts.append({"url": "judgedBy", "valueString": f"{verdict.source.kind.value}: {verdict.source.name}"})
+    parts += [
+        {"url": "findings", "valueInteger": len(verdict.findings) if verdict.flag else 0},
+        {"url": "claims", "valueInteger": len(verdict.claims)},
+        {"url": "modelVersion", "valueString": str(model_version or "unknown")},
+        {"url": "medcorrVersion", "valueString": medcorr_version},
+        {"url": "source", "valueReference": dict(source)},
+    ]
+    return {"url": VERDICT_EXTENSION, "extension": parts}
 
 
 def verdict_to_bundle(
@@ -625,8 +642,8 @@ def verdict_to_bundle(
     """The FHIR ``Bundle`` (type ``collection``, JSON dict) for one checked note.
 
     ``source_ref`` is a :class:`SourceRef` or a reference string (``DocumentReference/1/_history/2``).
-    A flagged verdict gives one ``DetectedIssue`` per finding; an unflagged one an empty Bundle (its
-    findings, if any, are below the flag threshold and are not emitted). Either way
+    A flagged verdict gives one ``DetectedIssue`` per asserted error (``verdict.findings``, each with its
+    evidence); any other verdict an empty Bundle. Claims (``verdict.claims``) never become DetectedIssues. Either way
     ``Bundle.meta.extension`` holds the :data:`VERDICT_EXTENSION`. ``idempotency_key`` (default: the
     source reference) seeds the deterministic UUIDv5 ids, together with ``model_version``. The Bundle is
     plain JSON (dicts, lists, str, int, float, bool) and no two of its parts are the same object.
@@ -653,7 +670,7 @@ def verdict_to_bundle(
     if validation not in OUTPUT_VALIDATIONS:
         raise ValueError(f"unknown validation {validation!r}; expected one of {', '.join(OUTPUT_VALIDATIONS)}")
     entries = []
-    findings = verdict.findings if verdict.flag else []
+    findings = [finding for finding in verdict.findings if finding.is_error and finding.evidence] if verdict.flag else []
     for index, finding in enumerate(findings):
         error_type = ErrorType(finding.type)
         issue: dict[str, Any] = {
@@ -671,7 +688,7 @@ def verdict_to_bundle(
                 ],
                 "text": ERROR_TYPE_DISPLAY[error_type],
             },
-            "severity": severity_of(finding.score),
+            "severity": severity_of(finding),
             "author": dict(author),
             "implicated": [dict(source)],
             "evidence": [{"detail": [dict(source)]}],
@@ -679,8 +696,9 @@ def verdict_to_bundle(
         subject = _subject(source_ref, fhir_version)
         if subject:
             issue["patient" if fhir_version == "R4" else "subject"] = subject
-        if finding.correction:
-            issue["detail"] = str(finding.correction)
+        if finding.correction_source and (finding.corrected_sentence or finding.correction):
+            issue["detail"] = _fold_space(f"{finding.corrected_sentence or finding.correction} "
+                                        f"(correction from {finding.correction_source})")
         entries.append({"fullUrl": f"urn:uuid:{issue['id']}", "resource": issue})
     bundle: dict[str, Any] = {
         "resourceType": "Bundle",

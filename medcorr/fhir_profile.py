@@ -61,11 +61,16 @@ FindingParts = _extension_list(
     _sub_extension("sentence", "valueInteger", IntegerType),
     _sub_extension("text", "valueString", StringType),
     _sub_extension("correctedSentence", "valueString", StringType),
+    _sub_extension("assertedBy", "valueString", StringType),
+    _sub_extension("reason", "valueString", StringType),
 )
 VerdictParts = _extension_list(
+    _sub_extension("status", "valueString", StringType),
     _sub_extension("flag", "valueBoolean", BooleanType),
     _sub_extension("score", "valueDecimal", DecimalType),
+    _sub_extension("judgedBy", "valueString", StringType),
     _sub_extension("findings", "valueInteger", IntegerType),
+    _sub_extension("claims", "valueInteger", IntegerType),
     _sub_extension("modelVersion", "valueString", StringType),
     _sub_extension("medcorrVersion", "valueString", StringType),
     _sub_extension("source", "valueReference", Reference),

@@ -1,8 +1,17 @@
-"""The one data model for a finding, shared by the spaCy component, the CLI, the MEDEC runner and FHIR.
+"""The one data model for a finding, shared by the spaCy component, the CLI, the MEDEC runner, FHIR and Spark.
 
-A :class:`Finding` is a suspicious span (character offsets into the note, so it survives outside spaCy);
-a :class:`Verdict` is the note-level decision plus the localisation that produced it. Both serialise to
-plain JSON with :meth:`to_dict` and back with :meth:`from_dict`.
+medcorr keeps two things apart that a reader must never confuse:
+
+- a **claim** (:attr:`Role.CLAIM`): a check-worthy statement (a diagnosis, a drug, a management step ...)
+  that the localiser ranked among the note's most likely places for an error. It says "re-read this", not
+  "this is wrong";
+- an **error** (:attr:`Role.ERROR`): a statement that a source with measured discrimination (a verifier
+  backend, an evidence check, or a detector whose cross-validated verdict AUC clears the floor) judged
+  wrong. It carries that source as :class:`Evidence`, and a correction only when that source produced one.
+
+A :class:`Verdict` holds both lists, the note's :class:`Status`, and ``flag``: True (an error was
+asserted), False (a judging source found no error), or None (nothing judged the note: medcorr cannot
+tell). Everything serialises to plain JSON with ``to_dict`` and back with ``from_dict``.
 """
 from __future__ import annotations
 
@@ -37,14 +46,100 @@ class ErrorType(str, Enum):
 ERROR_TYPES: tuple[ErrorType, ...] = tuple(ErrorType)
 
 
+class Role(str, Enum):
+    """What a :class:`Finding` is: a claim to double-check, or an asserted error."""
+
+    CLAIM = "claim"
+    ERROR = "error"
+
+
+class Status(str, Enum):
+    """What medcorr could do with a note.
+
+    ``checked``: a judging source (verifier, check, trusted detector) decided ``flag``.
+    ``claims_only``: claims were localised but no configured source can judge them (``flag`` is None).
+    ``unverified``: a judging source was configured but failed on this note (``flag`` is None; the reason
+    says why; re-check later). ``no_claims``: the note states nothing medcorr can check.
+    ``empty``, ``not_english``, ``too_long``: the note was not analysed (no claims, no score).
+    """
+
+    CHECKED = "checked"
+    CLAIMS_ONLY = "claims_only"
+    UNVERIFIED = "unverified"
+    NO_CLAIMS = "no_claims"
+    EMPTY = "empty"
+    NOT_ENGLISH = "not_english"
+    TOO_LONG = "too_long"
+
+    @property
+    def analysed(self) -> bool:
+        """True when the note went through the localiser (it may have claims)."""
+        return self in (Status.CHECKED, Status.CLAIMS_ONLY, Status.UNVERIFIED, Status.NO_CLAIMS)
+
+
+class SourceKind(str, Enum):
+    """The kinds of source that may assert an error."""
+
+    VERIFIER = "verifier"
+    CHECK = "check"
+    DETECTOR = "detector"
+
+
+@dataclass
+class Evidence:
+    """Who judged a note (or asserted a finding), and on what grounds.
+
+    ``kind`` is the kind of source; ``name`` identifies it (``medcorr.ChatVerifier.v1 model@host``,
+    ``check.allergy_conflict``, ``medcorr.OnnxDetector.v1 model 0.1.0``); ``reason`` is a plain-language
+    rationale; ``confidence`` (0..1 or None) how sure the source is (a vote share, a probability);
+    ``measured`` what is known of the source's discrimination (``cross-validated verdict AUC 0.81``);
+    ``spans`` character ranges of the note that the source cites (a check cites both conflicting spans).
+    """
+
+    kind: SourceKind
+    name: str
+    reason: str = ""
+    confidence: float | None = None
+    measured: str = ""
+    spans: list[tuple[int, int]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON."""
+        return {
+            "kind": self.kind.value,
+            "name": self.name,
+            "reason": self.reason,
+            "confidence": None if self.confidence is None else round(float(self.confidence), 6),
+            "measured": self.measured,
+            "spans": [[int(start), int(end)] for start, end in self.spans],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Evidence":
+        """Inverse of :meth:`to_dict`."""
+        confidence = data.get("confidence")
+        return cls(
+            kind=SourceKind(data["kind"]),
+            name=str(data["name"]),
+            reason=str(data.get("reason", "")),
+            confidence=None if confidence is None else float(confidence),
+            measured=str(data.get("measured", "")),
+            spans=[(int(s), int(e)) for s, e in data.get("spans", [])],
+        )
+
+
 @dataclass
 class Finding:
-    """A suspicious span in a note, with its score and the proposed correction.
+    """A span of a note: a claim to double-check (``role = claim``) or an asserted error (``role = error``).
 
     ``start``/``end`` are character offsets into the note text; ``sentence`` is the index of the sentence
-    that holds the span. ``score`` (0..1) is the probability that this span is the note's error.
-    ``candidates`` are ranked ``(replacement text, score)`` pairs; ``correction`` is the best replacement
-    span text and ``corrected_sentence`` the full sentence with it substituted (None when no proposal).
+    that holds the span. ``score`` (0..1): for a claim, its share of the localiser's distribution over the
+    note's sentences (how likely this sentence holds the note's checkable claim); for an error, the
+    confidence of the source that asserted it. ``rank`` orders claims, best first (0-based).
+    ``correction`` / ``corrected_sentence`` are set only on errors, only when the asserting source produced
+    them, and ``correction_source`` names that source. ``alternatives`` are lexicon terms of the same
+    family, shown to a reviewer unranked; they are never a correction. ``evidence`` lists the sources that
+    asserted an error (empty for a claim).
     """
 
     start: int
@@ -53,13 +148,24 @@ class Finding:
     type: ErrorType
     score: float
     sentence: int
+    role: Role = Role.CLAIM
+    rank: int = 0
     correction: str | None = None
     corrected_sentence: str | None = None
-    candidates: list[tuple[str, float]] = field(default_factory=list)
+    correction_source: str | None = None
+    alternatives: list[str] = field(default_factory=list)
+    evidence: list[Evidence] = field(default_factory=list)
+
+    @property
+    def is_error(self) -> bool:
+        """True for an asserted error."""
+        return self.role is Role.ERROR
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON shape of ``medcorr check --json`` findings."""
+        """The JSON shape of a claim or finding in ``medcorr check --json``."""
         return {
+            "role": self.role.value,
+            "rank": self.rank,
             "start": self.start,
             "end": self.end,
             "text": self.text,
@@ -68,7 +174,9 @@ class Finding:
             "sentence": self.sentence,
             "correction": self.correction,
             "corrected_sentence": self.corrected_sentence,
-            "candidates": [[text, round(float(score), 6)] for text, score in self.candidates],
+            "correction_source": self.correction_source,
+            "alternatives": list(self.alternatives),
+            "evidence": [item.to_dict() for item in self.evidence],
         }
 
     @classmethod
@@ -81,55 +189,81 @@ class Finding:
             type=ErrorType(data["type"]),
             score=float(data["score"]),
             sentence=int(data["sentence"]),
+            role=Role(data.get("role", Role.CLAIM.value)),
+            rank=int(data.get("rank", 0)),
             correction=data.get("correction"),
             corrected_sentence=data.get("corrected_sentence"),
-            candidates=[(str(t), float(s)) for t, s in data.get("candidates", [])],
+            correction_source=data.get("correction_source"),
+            alternatives=[str(a) for a in data.get("alternatives", [])],
+            evidence=[Evidence.from_dict(e) for e in data.get("evidence", [])],
         )
 
 
 @dataclass
 class Verdict:
-    """The note-level decision.
+    """The note-level result.
 
-    ``score`` is the probability that the note contains an error; ``flag`` is ``score >= threshold``.
-    ``error_sentence`` is the index of the flagged sentence, or -1 when the note is not flagged.
-    The localisation is reported separately from the verdict: ``suspect_sentence`` is the sentence the
-    detector finds most likely to hold the note's claim-to-check (always set for a non-empty note, even
-    when not flagged), with ``suspect_score`` its share of the localisation distribution, so a cascade can
-    send exactly that sentence to a stronger verifier.
+    ``status`` says what medcorr could do with the note (:class:`Status`) and ``status_reason`` why, in
+    one line. ``flag`` is True when an error is asserted, False when a judging source found none, None
+    when nothing judged the note. ``source`` is the :class:`Evidence` of the source that decided ``flag``
+    (None when nothing did); ``score`` its confidence that the note has an error (None when not judged).
+    ``error_sentence`` is the index of the asserted error's sentence, -1 otherwise. ``claims`` are the
+    ranked claims to double-check (best first); ``findings`` the asserted errors.
     """
 
-    flag: bool
-    score: float
-    error_sentence: int
-    suspect_sentence: int = -1
-    suspect_score: float = 0.0
+    status: Status
+    flag: bool | None = None
+    score: float | None = None
+    error_sentence: int = -1
+    source: Evidence | None = None
+    status_reason: str = ""
+    claims: list[Finding] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def suspect_sentence(self) -> int:
+        """The sentence of the best-ranked claim (-1 without claims)."""
+        return self.claims[0].sentence if self.claims else -1
+
+    @property
+    def judged(self) -> bool:
+        """True when a source decided ``flag`` (error or no error)."""
+        return self.flag is not None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of ``medcorr check --json``."""
         return {
+            "status": self.status.value,
+            "status_reason": self.status_reason,
             "flag": self.flag,
-            "score": round(float(self.score), 6),
+            "score": None if self.score is None else round(float(self.score), 6),
             "error_sentence": self.error_sentence,
-            "suspect_sentence": self.suspect_sentence,
-            "suspect_score": round(float(self.suspect_score), 6),
+            "source": None if self.source is None else self.source.to_dict(),
+            "claims": [claim.to_dict() for claim in self.claims],
             "findings": [finding.to_dict() for finding in self.findings],
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Verdict":
         """Inverse of :meth:`to_dict`."""
+        flag, score, source = data.get("flag"), data.get("score"), data.get("source")
         return cls(
-            flag=bool(data["flag"]),
-            score=float(data["score"]),
-            error_sentence=int(data["error_sentence"]),
-            suspect_sentence=int(data.get("suspect_sentence", -1)),
-            suspect_score=float(data.get("suspect_score", 0.0)),
+            status=Status(data["status"]),
+            flag=None if flag is None else bool(flag),
+            score=None if score is None else float(score),
+            error_sentence=int(data.get("error_sentence", -1)),
+            source=None if source is None else Evidence.from_dict(source),
+            status_reason=str(data.get("status_reason", "")),
+            claims=[Finding.from_dict(c) for c in data.get("claims", [])],
             findings=[Finding.from_dict(f) for f in data.get("findings", [])],
         )
 
     @classmethod
+    def not_analysed(cls, status: Status, reason: str) -> "Verdict":
+        """The verdict of a note that was not analysed (empty, not English, too long)."""
+        return cls(status=status, status_reason=reason)
+
+    @classmethod
     def empty(cls) -> "Verdict":
         """The verdict for a note with nothing to check (empty or whitespace only)."""
-        return cls(flag=False, score=0.0, error_sentence=-1)
+        return cls.not_analysed(Status.EMPTY, "the note is empty or whitespace only")

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from medcorr.detector import weights_name
+from medcorr.train.evaluate import validation_record
 
 VARIANTS = (("torch_fp32", "PyTorch fp32"), ("onnx_fp32", "ONNX fp32"), ("onnx_int8", "ONNX int8 (shipped)"))
 METRICS = (("localisation", "localisation"), ("flag_accuracy", "flag acc."), ("sentence_accuracy", "sentence acc."),
@@ -222,6 +223,9 @@ def main() -> None:
     summary = json.loads(args.cv.read_text(encoding="utf-8"))
     graph = args.model_dir / meta["model_file"]
     weights = args.model_dir / weights_name(graph.name)
+    data = ", ".join(Path(source).name for source in meta.get("training", {}).get("data", []))
+    meta["validation"] = validation_record(summary, data)
+    (args.model_dir / "medcorr_model.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
     card = render(meta, summary, graph.stat().st_size + (weights.stat().st_size if weights.is_file() else 0))
     (args.model_dir / "model_card.md").write_text(card, encoding="utf-8")
     print(card)

@@ -14,7 +14,7 @@ from spacy.language import Language
 from spacy.tokens import Doc
 from spacy.util import minibatch
 
-from medcorr.finding import ErrorType, Finding, Verdict
+from medcorr.finding import Evidence, Role, SourceKind, Status, ErrorType, Finding, Verdict
 
 CRASH_MARKER = "MEDCORR-TEST-CRASH"
 MODEL_VERSION = "fake-1"
@@ -31,6 +31,10 @@ WRONG: dict[str, tuple[str, ErrorType, float]] = {
 from medcorr.component import VERDICT_ATTR, register_extensions  # noqa: E402
 
 register_extensions()
+
+
+#: The fake pipeline plays a verifier: its findings are asserted errors with this source.
+FAKE_SOURCE = Evidence(SourceKind.VERIFIER, "fake verifier", reason="scripted", confidence=0.9)
 
 
 class FakeMedcorr:
@@ -59,15 +63,16 @@ class FakeMedcorr:
                 findings.append(
                     Finding(
                         start=match.start(), end=match.end(), text=match.group(0), type=error_type, score=score,
-                        sentence=text[:match.start()].count("."), correction=right,
+                        sentence=text[:match.start()].count("."), role=Role.ERROR, correction=right,
                         corrected_sentence=re.sub(re.escape(wrong), right, sentence, flags=re.IGNORECASE),
+                        correction_source=FAKE_SOURCE.name, evidence=[FAKE_SOURCE],
                     )
                 )
         score = max((f.score for f in findings), default=0.05)
         flag = score >= self.threshold
         verdict = Verdict(
-            flag=flag, score=score, error_sentence=findings[0].sentence if flag and findings else -1,
-            findings=findings if flag else [],
+            status=Status.CHECKED, flag=flag, score=score, source=FAKE_SOURCE,
+            error_sentence=findings[0].sentence if flag and findings else -1, findings=findings if flag else [],
         )
         doc.spans["medcorr"] = []
         doc.spans["medcorr"].attrs[VERDICT_ATTR] = verdict.to_dict()

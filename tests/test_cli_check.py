@@ -10,7 +10,9 @@ import pytest
 from medcorr.cli import main
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "medcorr" / "data" / "examples" / "note_pneumonia.txt"
-FINDING_KEYS = {"start", "end", "text", "type", "score", "sentence", "correction", "corrected_sentence", "candidates"}
+FINDING_KEYS = {"role", "rank", "start", "end", "text", "type", "score", "sentence", "correction",
+                "corrected_sentence", "correction_source", "alternatives", "evidence"}
+TYPES = {"DIAGNOSIS", "MANAGEMENT", "TREATMENT", "PHARMACOTHERAPY", "CAUSAL_ORGANISM"}
 
 
 def run_cli(*args: str, stdin: bytes | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
@@ -18,34 +20,55 @@ def run_cli(*args: str, stdin: bytes | None = None, timeout: int = 300) -> subpr
                           timeout=timeout)
 
 
-def test_json_contract(capsys):
+def test_json_contract_of_the_default(capsys):
+    assert main(["check", str(EXAMPLE), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    text = EXAMPLE.read_text(encoding="utf-8")
+    assert out["status"] == "claims_only" and out["status_reason"]
+    assert out["flag"] is None and out["score"] is None and out["source"] is None and out["error_sentence"] == -1
+    assert out["findings"] == [] and len(out["claims"]) == 3
+    for rank, claim in enumerate(out["claims"]):
+        assert FINDING_KEYS <= set(claim) and claim["role"] == "claim" and claim["rank"] == rank
+        assert text[claim["start"]:claim["end"]] == claim["text"] and claim["type"] in TYPES
+        assert claim["correction"] is None and claim["evidence"] == []
+        assert all(isinstance(a, str) for a in claim["alternatives"])
+
+
+def test_json_contract_of_a_forced_detector_verdict(capsys):
     assert main(["check", str(EXAMPLE), "--json", "--threshold", "0"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert isinstance(out["flag"], bool) and out["flag"] is True
-    assert isinstance(out["score"], float) and 0.0 <= out["score"] <= 1.0
-    assert isinstance(out["error_sentence"], int) and out["error_sentence"] >= 0
-    assert out["findings"]
-    for finding in out["findings"]:
-        assert FINDING_KEYS <= set(finding)
-        text = EXAMPLE.read_text(encoding="utf-8")
-        assert text[finding["start"]:finding["end"]] == finding["text"]
-        assert finding["type"] in {"DIAGNOSIS", "MANAGEMENT", "TREATMENT", "PHARMACOTHERAPY", "CAUSAL_ORGANISM"}
-        assert all(isinstance(c[0], str) and isinstance(c[1], float) for c in finding["candidates"])
-        assert finding["correction"] is None or finding["correction"] == finding["candidates"][0][0]
+    assert out["status"] == "checked" and out["flag"] is True and 0.0 <= out["score"] <= 1.0
+    assert out["source"]["kind"] == "detector" and "AUC" in out["source"]["measured"]
+    [finding] = out["findings"]
+    assert FINDING_KEYS <= set(finding) and finding["role"] == "error" and finding["evidence"] == [out["source"]]
+    assert finding["sentence"] == out["error_sentence"] == out["claims"][0]["sentence"]
+    assert finding["correction"] is None and finding["correction_source"] is None
 
 
-def test_unflagged_note_has_no_findings(capsys):
+def test_forced_verdict_below_one_clears_the_note(capsys):
     assert main(["check", str(EXAMPLE), "--json", "--threshold", "1"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["flag"] is False and out["error_sentence"] == -1 and out["findings"] == []
+    assert out["flag"] is False and out["error_sentence"] == -1 and out["findings"] == [] and out["claims"]
 
 
-def test_readable_report_names_sentence_type_score_and_correction(capsys):
-    assert main(["check", str(EXAMPLE), "--threshold", "0"]) == 0
+def test_readable_report_separates_claims_from_asserted_errors(capsys):
+    assert main(["check", str(EXAMPLE)]) == 0
     report = capsys.readouterr().out
-    assert "ERROR SUSPECTED" in report
-    for label in ("sentence:", "span:", "correction:", "score"):
-        assert label in report
+    assert "not judged" in report and "claims to double-check (not asserted errors)" in report
+    assert "ERROR ASSERTED" not in report and "asserted errors:" not in report
+    assert main(["check", str(EXAMPLE), "--threshold", "0"]) == 0
+    forced = capsys.readouterr().out
+    assert "ERROR ASSERTED by medcorr.OnnxDetector.v1" in forced and "asserted errors:" in forced
+    assert "correction: none proposed" in forced
+
+
+def test_statuses_are_printed(tmp_path, capsys):
+    note = _write(tmp_path / "de.txt", "Der Patient ist ein 45-jähriger Mann mit Brustschmerzen seit zwei Stunden. "
+                                      "Diagnose: akuter Hinterwandinfarkt.".encode())
+    assert main(["check", str(note)]) == 0
+    assert "status:  not_english" in capsys.readouterr().out
+    assert main(["check", str(_write(tmp_path / "blank.txt", b"  \n"))]) == 0
+    assert "status:  empty" in capsys.readouterr().out
 
 
 def test_stdin_dash():
@@ -84,7 +107,7 @@ def test_too_large_note_is_refused(tmp_path, capsys):
 def test_empty_whitespace_and_foreign_notes_give_a_normal_result(tmp_path, capsys, content):
     assert main(["check", str(_write(tmp_path / "note.txt", content)), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert 0.0 <= out["score"] <= 1.0
+    assert out["status"] in ("claims_only", "no_claims", "empty", "not_english") and out["flag"] is None
 
 
 @pytest.mark.slow
@@ -92,10 +115,10 @@ def test_one_megabyte_note_finishes(tmp_path):
     sentence = b"The patient was seen on the ward and vital signs were stable today. "
     note = _write(tmp_path / "big.txt", sentence * (1024 * 1024 // len(sentence)))
     started = time.monotonic()
-    result = run_cli("check", str(note), "--json", "--highlight", timeout=600)
+    result = run_cli("check", str(note), "--json", timeout=600)
     assert result.returncode == 0, result.stderr.decode()[-2000:]
     out = json.loads(result.stdout)
-    assert out["suspect_sentence"] >= 0
+    assert out["status"] == "too_long" and out["claims"] == []  # over the default budget of 200,000 characters
     print(f"1 MiB note checked in {time.monotonic() - started:.0f} s")
 
 

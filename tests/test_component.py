@@ -8,7 +8,7 @@ import pytest
 import spacy
 from spacy.tokens import Doc, DocBin
 
-from medcorr.finding import ERROR_TYPES, Finding, Verdict
+from medcorr.finding import ERROR_TYPES, Finding, Role, SourceKind, Status, Verdict
 
 FIXTURES = Path(__file__).parent / "fixtures" / "notes"
 EXAMPLE = Path(__file__).resolve().parents[1] / "medcorr" / "data" / "examples" / "note_pneumonia.txt"
@@ -18,7 +18,7 @@ LABELS = {t.value for t in ERROR_TYPES}
 @pytest.fixture(scope="module")
 def nlp():
     nlp = spacy.blank("en")
-    nlp.add_pipe("medcorr", config={"mode": "highlight"})
+    nlp.add_pipe("medcorr")
     return nlp
 
 
@@ -33,41 +33,51 @@ def test_entry_point_works_without_importing_medcorr():
         "nlp = spacy.blank('en')\n"
         "nlp.add_pipe('medcorr')\n"
         "doc = nlp('The patient has fever. She is diagnosed with influenza.')\n"
-        "print(type(doc._.medcorr).__name__, 0.0 <= doc._.medcorr.score <= 1.0)\n"
+        "v = doc._.medcorr\n"
+        "print(type(v).__name__, v.status.value, len(v.claims) > 0)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.strip() == "Verdict True"
+    assert result.stdout.strip() == "Verdict claims_only True"
 
 
-def test_highlight_finding_has_span_label_score_and_shared_object(nlp, note):
+def test_claims_are_ranked_spans_with_labels_and_shared_objects(nlp, note):
     doc = nlp(note)
     verdict = doc._.medcorr
     assert isinstance(verdict, Verdict)
-    assert 0.0 <= verdict.score <= 1.0
-    assert 0 <= verdict.suspect_sentence < len(list(doc.sents))
-    spans = list(doc.spans["medcorr"])
-    assert len(spans) == 1
-    span = spans[0]
-    assert span.label_ in LABELS
-    finding = span._.medcorr
-    assert isinstance(finding, Finding)
-    assert finding == verdict.findings[0]
-    assert (finding.start, finding.end) == (span.start_char, span.end_char)
-    assert doc.text[finding.start:finding.end] == finding.text
-    assert 0.0 <= finding.score <= 1.0
-    sentence = list(doc.sents)[finding.sentence]
-    assert sentence.start_char <= finding.start and finding.end <= sentence.end_char
+    assert verdict.status is Status.CLAIMS_ONLY and verdict.flag is None and verdict.score is None
+    assert not verdict.findings and not list(doc.spans["medcorr"])
+    assert [claim.rank for claim in verdict.claims] == list(range(len(verdict.claims))) and len(verdict.claims) == 3
+    assert [c.score for c in verdict.claims] == sorted((c.score for c in verdict.claims), reverse=True)
+    assert verdict.suspect_sentence == verdict.claims[0].sentence
+    spans = list(doc.spans["medcorr_claims"])
+    assert len(spans) == 3
+    sentences = list(doc.sents)
+    for span, claim in zip(spans, verdict.claims):
+        assert span.label_ in LABELS
+        finding = span._.medcorr
+        assert isinstance(finding, Finding) and finding == claim and finding.role is Role.CLAIM
+        assert (finding.start, finding.end) == (span.start_char, span.end_char)
+        assert doc.text[finding.start:finding.end] == finding.text
+        assert 0.0 <= finding.score <= 1.0
+        assert finding.correction is None and finding.corrected_sentence is None and not finding.evidence
+        sentence = sentences[finding.sentence]
+        assert sentence.start_char <= finding.start and finding.end <= sentence.end_char
 
 
-def test_threshold_controls_the_flag(note):
-    always = spacy.blank("en")
-    always.add_pipe("medcorr", config={"threshold": 0.0})
-    never = spacy.blank("en")
-    never.add_pipe("medcorr", config={"threshold": 1.0})
+def test_an_explicit_threshold_forces_the_detector_head_and_warns(note):
+    with pytest.warns(UserWarning, match="AUC is 0.4"):
+        always = spacy.blank("en")
+        always.add_pipe("medcorr", config={"threshold": 0.0})
+    with pytest.warns(UserWarning):
+        never = spacy.blank("en")
+        never.add_pipe("medcorr", config={"threshold": 1.0})
     flagged, clean = always(note)._.medcorr, never(note)._.medcorr
-    assert flagged.flag and flagged.error_sentence == flagged.suspect_sentence and flagged.findings
-    assert not clean.flag and clean.error_sentence == -1 and not clean.findings
+    assert flagged.flag is True and flagged.status is Status.CHECKED
+    assert flagged.error_sentence == flagged.suspect_sentence and len(flagged.findings) == 1
+    assert flagged.source.kind is SourceKind.DETECTOR and "AUC is 0.4" in flagged.source.measured
+    assert flagged.findings[0].evidence == [flagged.source] and flagged.findings[0].correction is None
+    assert clean.flag is False and clean.error_sentence == -1 and not clean.findings
     assert flagged.score == pytest.approx(clean.score)
 
 
@@ -84,7 +94,9 @@ def test_predict_has_no_side_effects_and_handles_empty_batches(nlp, note):
     predictions = component.predict([doc, nlp.make_doc(""), nlp.make_doc("   \n ")])
     assert not doc.has_annotation("SENT_START")
     assert "medcorr" not in doc.spans
+    assert "medcorr_claims" not in doc.spans
     assert predictions[1][1] == Verdict.empty() and predictions[2][1] == Verdict.empty()
+    assert predictions[1][1].status is Status.EMPTY and not predictions[1][1].claims
 
 
 def test_pipe_batches_equal_single_calls(nlp, note):
@@ -128,9 +140,8 @@ def test_docbin_round_trip_keeps_verdict_and_scores(nlp, note):
     doc = nlp(note)
     data = DocBin(store_user_data=True, docs=[doc]).to_bytes()
     restored = list(DocBin().from_bytes(data).get_docs(spacy.blank("en").vocab))[0]
-    assert restored._.medcorr == doc._.medcorr
-    assert restored.spans["medcorr"].attrs["scores"] == doc.spans["medcorr"].attrs["scores"]
-    assert restored.spans["medcorr"][0]._.medcorr == doc.spans["medcorr"][0]._.medcorr
+    assert restored._.medcorr == doc._.medcorr and restored._.medcorr.claims
+    assert restored.spans["medcorr_claims"][0]._.medcorr == doc.spans["medcorr_claims"][0]._.medcorr
 
 
 def test_to_disk_and_load_give_identical_scores(nlp, note, tmp_path):
@@ -166,23 +177,23 @@ def test_medspacy_pipeline_interop_and_negation(note):
     import medspacy
 
     nlp = medspacy.load()
-    nlp.add_pipe("medcorr", config={"mode": "highlight", "generator": None})
+    nlp.add_pipe("medcorr", config={"generator": None})
     doc = nlp(note)
-    assert doc._.medcorr.findings
+    assert doc._.medcorr.claims
     negated_note = (FIXTURES / "negated.txt").read_text()
     ignoring_context = medspacy.load()
-    ignoring_context.add_pipe("medcorr", config={"mode": "highlight", "generator": None, "respect_context": False})
-    assert [f.text for f in ignoring_context(negated_note)._.medcorr.findings] == ["pneumonia"]
+    ignoring_context.add_pipe("medcorr", config={"generator": None, "respect_context": False})
+    assert ignoring_context(negated_note)._.medcorr.claims[0].text == "pneumonia"
     respecting = nlp(negated_note)._.medcorr
-    assert respecting.suspect_sentence == 1
-    assert all("pneumonia" not in finding.text.lower() for finding in respecting.findings)
+    assert all("pneumonia" not in claim.text.lower() for claim in respecting.claims)
 
 
 @pytest.mark.parametrize("text", ["", "   \n\t ", "\x00\x01binary\x02", "Der Patient hat Fieber. Diagnose: Grippe.",
                                   "💊💊💊 ???", "a" * 5000])
 def test_odd_inputs_give_a_normal_result(nlp, text):
     verdict = nlp(text)._.medcorr
-    assert isinstance(verdict, Verdict) and 0.0 <= verdict.score <= 1.0
+    assert isinstance(verdict, Verdict) and verdict.flag is None and verdict.score is None
+    assert verdict.status_reason
 
 
 @pytest.mark.slow
@@ -191,7 +202,7 @@ def test_finding_in_sentence_200_of_a_long_note_is_located():
     claim = "A chest x-ray shows right lower lobe consolidation and she is diagnosed with community-acquired pneumonia."
     sentences = [filler] * 200 + [claim] + [filler] * 20
     nlp = spacy.blank("en")
-    nlp.add_pipe("medcorr", config={"mode": "highlight"})
+    nlp.add_pipe("medcorr")
     doc = nlp(" ".join(sentences))
     assert doc._.medcorr.suspect_sentence == 200
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from medcorr import fhir
-from medcorr.finding import ErrorType, Finding, Verdict
+from medcorr.finding import Evidence, Role, SourceKind, Status, ErrorType, Finding, Verdict
 
 CANARY = "CANARY-7f3a9c-do-not-log"
 NOTE = (
@@ -42,11 +42,15 @@ def encode(resource: dict) -> bytes:
     return json.dumps(resource).encode("utf-8")
 
 
+CHECK = Evidence(SourceKind.CHECK, "check.allergy_conflict", reason="penicillin allergy recorded", confidence=1.0)
+VERIFIER = Evidence(SourceKind.VERIFIER, "medcorr.ChatVerifier.v1 m@127.0.0.1", confidence=0.62)
 FINDING = Finding(start=117, end=128, text="amoxicillin", type=ErrorType.PHARMACOTHERAPY, score=0.91, sentence=2,
-                  correction="oseltamivir", corrected_sentence="She is started on oseltamivir.")
-FLAGGED = Verdict(flag=True, score=0.88, error_sentence=2, findings=[
+                  role=Role.ERROR, correction="oseltamivir", corrected_sentence="She is started on oseltamivir.",
+                  correction_source="check.allergy_conflict", evidence=[CHECK])
+FLAGGED = Verdict(status=Status.CHECKED, flag=True, score=0.88, error_sentence=2, source=CHECK, findings=[
     FINDING,
-    Finding(start=60, end=71, text="influenza A", type=ErrorType.DIAGNOSIS, score=0.62, sentence=1),
+    Finding(start=60, end=71, text="influenza A", type=ErrorType.DIAGNOSIS, score=0.62, sentence=1,
+            role=Role.ERROR, evidence=[VERIFIER]),
 ])
 
 
@@ -215,12 +219,12 @@ def test_flagged_verdict_gives_one_detected_issue_per_finding(version):
         assert issue["evidence"] == [{"detail": [reference]}]
         patient_field = "patient" if version == "R4" else "subject"
         assert issue[patient_field] == {"reference": "Patient/p-9"}
-    assert [i["severity"] for i in issues] == ["high", "moderate"]
-    assert issues[0]["detail"] == "oseltamivir"
+    assert [i["severity"] for i in issues] == ["high", "moderate"]  # a proven conflict, a verifier's judgement
+    assert issues[0]["detail"] == "She is started on oseltamivir. (correction from check.allergy_conflict)"
     assert "detail" not in issues[1]  # no proposal, no detail
     read_back = list(fhir.iter_issue_findings(bundle))
     assert read_back[0] == {"type": "PHARMACOTHERAPY", "start": 117, "end": 128, "score": 0.91,
-                            "severity": "high", "correction": "oseltamivir"}
+                            "severity": "high", "correction": issues[0]["detail"]}
     assert read_back[1]["start"] == 60 and read_back[1]["end"] == 71
     verdict = fhir.bundle_verdict(bundle)
     assert verdict["flag"] is True and verdict["score"] == 0.88 and verdict["findings"] == 2
@@ -247,8 +251,10 @@ def test_bundle_is_plain_json_without_shared_parts():
     source = fhir.SourceRef(id="doc-1", version_id="3", subject={"reference": "Patient/p-9"})
     finding = Finding(start=np.int64(117), end=np.int64(128), text=np.str_("amoxicillin"),
                       type=ErrorType.PHARMACOTHERAPY, score=np.float32(0.91), sentence=np.int64(3),
-                      correction=np.str_("oseltamivir"), corrected_sentence=np.str_("He got oseltamivir."))
-    verdict = Verdict(flag=True, score=np.float32(0.9), error_sentence=3, findings=[finding, FINDING])
+                      correction=np.str_("oseltamivir"), corrected_sentence=np.str_("He got oseltamivir."),
+                      role=Role.ERROR, correction_source="check.allergy_conflict", evidence=[CHECK])
+    verdict = Verdict(status=Status.CHECKED, flag=True, score=np.float32(0.9), error_sentence=3, source=CHECK,
+                      findings=[finding, FINDING])
     bundle = fhir.verdict_to_bundle(verdict, source, "R4", "m")
     parts = list(_objects(bundle))  # the leaves are plain str/int/float/bool, not numpy scalars
     assert len({id(part) for _, part in parts}) == len(parts), "a dict or list appears twice in the Bundle"
@@ -264,13 +270,26 @@ def test_output_classes_follow_the_fhir_version():
 
 @pytest.mark.parametrize("version", ["R4", "R5"])
 def test_clean_verdict_gives_empty_bundle_that_says_checked(version):
-    clean = Verdict(flag=False, score=0.12, error_sentence=-1, suspect_sentence=1, suspect_score=0.4,
-                    findings=[FINDING])  # below-threshold findings are not emitted
+    claim = Finding(start=117, end=128, text="amoxicillin", type=ErrorType.PHARMACOTHERAPY, score=0.4, sentence=1)
+    clean = Verdict(status=Status.CHECKED, flag=False, score=0.12, source=VERIFIER, claims=[claim])
     bundle = fhir.verdict_to_bundle(clean, "DocumentReference/doc-2/_history/1", version, "m1")
     bundle_class(version).model_validate(bundle)
     assert "entry" not in bundle
     verdict = fhir.bundle_verdict(bundle)
     assert verdict["flag"] is False and verdict["score"] == 0.12 and verdict["findings"] == 0
+    assert verdict["status"] == "checked" and verdict["judgedBy"] == f"verifier: {VERIFIER.name}"
+    assert verdict["claims"] == 1
+
+
+@pytest.mark.parametrize("version", ["R4", "R5"])
+def test_unjudged_verdict_gives_empty_bundle_without_a_flag(version):
+    claim = Finding(start=117, end=128, text="amoxicillin", type=ErrorType.PHARMACOTHERAPY, score=0.9, sentence=1)
+    unjudged = Verdict(status=Status.CLAIMS_ONLY, status_reason="nothing judged", claims=[claim])
+    bundle = fhir.verdict_to_bundle(unjudged, "DocumentReference/doc-2/_history/1", version, "m1")
+    bundle_class(version).model_validate(bundle)
+    assert "entry" not in bundle
+    verdict = fhir.bundle_verdict(bundle)
+    assert verdict["status"] == "claims_only" and "flag" not in verdict and "score" not in verdict
     assert verdict["modelVersion"] == "m1"
     assert verdict["source"] == {"reference": "DocumentReference/doc-2/_history/1"}
 
@@ -290,15 +309,19 @@ def test_source_without_id_uses_display_of_idempotency_key():
     assert fhir.bundle_verdict(bundle)["source"] == {"display": "kafka:notes/1/7"}
 
 
-@pytest.mark.parametrize("score,severity", [(0.99, "high"), (0.85, "high"), (0.8499, "moderate"),
-                                            (0.6, "moderate"), (0.5999, "low"), (0.0, "low")])
-def test_severity_thresholds(score, severity):
-    assert fhir.severity_of(score) == severity
+@pytest.mark.parametrize("kinds,severity", [([SourceKind.CHECK], "high"), ([SourceKind.VERIFIER], "moderate"),
+                                            ([SourceKind.DETECTOR], "low"),
+                                            ([SourceKind.DETECTOR, SourceKind.CHECK], "high")])
+def test_severity_follows_the_asserting_source(kinds, severity):
+    finding = Finding(0, 4, "word", ErrorType.DIAGNOSIS, 0.99, 0, role=Role.ERROR,
+                      evidence=[Evidence(kind, kind.value) for kind in kinds])
+    assert fhir.severity_of(finding) == severity
 
 
 def test_every_error_type_maps_and_code_system_lists_them():
     for error_type in ErrorType:
-        verdict = Verdict(True, 0.9, 0, findings=[Finding(0, 4, "word", error_type, 0.9, 0)])
+        verdict = Verdict(Status.CHECKED, True, 0.9, 0, source=CHECK,
+                          findings=[Finding(0, 4, "word", error_type, 0.9, 0, role=Role.ERROR, evidence=[CHECK])])
         bundle = fhir.verdict_to_bundle(verdict, "DocumentReference/x", "R5", "m")
         assert bundle["entry"][0]["resource"]["code"]["coding"][0]["code"] == error_type.value
     for version in ("R4", "R5"):

@@ -14,10 +14,15 @@ from pydantic import ValidationError
 
 from medcorr import fhir
 from medcorr.fhir_profile import OutputProfileError, check_output_bundle
-from medcorr.finding import ErrorType, Finding, Verdict
+from medcorr.finding import ErrorType, Evidence, Finding, Role, SourceKind, Status, Verdict
 
 TEXTS = ["amoxicillin", "influenza A", "Streptococcus pneumoniae", "β-blocker", "line one\nline two", " padded ",
          "dose 5 mg/kg\t(q8h)", "naïve café", "x"]
+
+
+def random_evidence(rng: random.Random) -> Evidence:
+    return Evidence(kind=rng.choice(list(SourceKind)), name=rng.choice(["check.allergy_conflict", "v @ host", "x"]),
+                    reason=rng.choice(["", "reason\nover lines", "r"]), confidence=rng.choice([None, rng.random()]))
 
 
 def random_verdict(rng: random.Random) -> Verdict:
@@ -29,8 +34,13 @@ def random_verdict(rng: random.Random) -> Verdict:
             type=rng.choice(list(ErrorType)), score=rng.choice([0.0, 1.0, 1e-9, rng.random()]),
             sentence=rng.randrange(0, 60), correction=rng.choice([None, "", "oseltamivir", "drug A\nB"]),
             corrected_sentence=rng.choice([None, "", "The patient was given oseltamivir."]),
+            role=rng.choice([Role.ERROR, Role.ERROR, Role.CLAIM]),
+            correction_source=rng.choice([None, "check.x", "verifier @ host"]),
+            evidence=[random_evidence(rng) for _ in range(rng.choice([0, 1, 1, 2]))],
         ))
-    return Verdict(flag=rng.random() < 0.7, score=rng.random(), error_sentence=rng.randrange(-1, 10),
+    flag = rng.choice([True, True, False, None])
+    return Verdict(status=rng.choice(list(Status)), flag=flag, score=None if flag is None else rng.random(),
+                   error_sentence=rng.randrange(-1, 10), source=None if flag is None else random_evidence(rng),
                    findings=findings)
 
 
@@ -56,13 +66,16 @@ def test_every_generated_bundle_passes_the_profile_and_the_classes(version):
         )
         assert by_classes == bundle
         flagged_with_entries += bool(bundle.get("entry"))
-    assert flagged_with_entries > 100  # the sample exercises DetectedIssues, not only empty Bundles
+    assert flagged_with_entries > 60  # the sample exercises DetectedIssues, not only empty Bundles
 
 
 def flagged_bundle(version: str = "R4") -> dict:
+    evidence = Evidence(SourceKind.CHECK, "check.allergy_conflict", confidence=1.0)
     finding = Finding(start=3, end=14, text="SECRET-NOTE-TEXT", type=ErrorType.PHARMACOTHERAPY, score=0.91,
-                      sentence=0, correction="oseltamivir", corrected_sentence="Given oseltamivir.")
-    verdict = Verdict(flag=True, score=0.9, error_sentence=0, findings=[finding])
+                      sentence=0, correction="oseltamivir", corrected_sentence="Given oseltamivir.", role=Role.ERROR,
+                      correction_source=evidence.name, evidence=[evidence])
+    verdict = Verdict(status=Status.CHECKED, flag=True, score=0.9, error_sentence=0, source=evidence,
+                      findings=[finding])
     source = fhir.SourceRef(id="doc-1", version_id="2", subject={"reference": "Patient/p-1"})
     return fhir.verdict_to_bundle(verdict, source, version, "m1")
 
@@ -147,7 +160,7 @@ def test_profile_follows_the_fhir_version():
 
 
 def test_verdict_to_bundle_refuses_an_invalid_score_and_unknown_validation():
-    verdict = Verdict(flag=True, score=float("nan"), error_sentence=0, findings=[])
+    verdict = Verdict(status=Status.CHECKED, flag=True, score=float("nan"), error_sentence=0, findings=[])
     for validation in ("profile", "classes"):
         with pytest.raises(ValueError):
             fhir.verdict_to_bundle(verdict, "DocumentReference/x", "R4", "m", validation=validation)

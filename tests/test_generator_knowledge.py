@@ -99,13 +99,12 @@ def test_rescoring_runs_one_detector_call_per_batch_of_findings(monkeypatch):
         assert span.lower() not in [text.lower() for text, _ in proposal.candidates]
 
 
-def test_the_component_types_an_organism_span_as_a_causal_organism_and_proposes_its_siblings():
+def test_the_component_types_an_organism_claim_as_a_causal_organism_and_shows_siblings_as_alternatives():
     nlp = spacy.blank("en")
-    nlp.add_pipe("medcorr", config={"mode": "highlight"})
+    nlp.add_pipe("medcorr")
     note, span, error_type, right = SWAPPED[2]
     doc = nlp(note)
-    finding = next(s._.medcorr for s in doc.spans["medcorr"] if s.text == span)
-    assert finding.type is error_type  # the span is an organism, whatever the type head prefers
-    assert right in [text for text, _ in finding.candidates]
-    assert finding.correction == finding.candidates[0][0]
-    assert finding.corrected_sentence == f"The causal organism is {finding.correction}."
+    claim = next(s._.medcorr for s in doc.spans["medcorr_claims"] if s.text == span)
+    assert claim.type is error_type  # the span is an organism, whatever the type head prefers
+    assert right in claim.alternatives and claim.alternatives == sorted(claim.alternatives, key=str.lower)
+    assert claim.correction is None and claim.corrected_sentence is None  # alternatives are not a correction

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import medcorr.cli
-from medcorr.finding import ErrorType, Finding, Verdict
+from medcorr.finding import Evidence, Role, SourceKind, Status, ErrorType, Finding, Verdict
 from medcorr.medec.io import read_medec, read_submission
 from medcorr.medec.run import RunStats, make_medec_doc, run_medec
 
@@ -36,10 +36,15 @@ def _fake_verdict(doc) -> Verdict:
                 continue
             corrected = None if replacement is None else sentence.text.replace(word, replacement)
             start = sentence.start_char + position
-            finding = Finding(start, start + len(word), word, ErrorType.PHARMACOTHERAPY, 0.9, index,
-                              replacement, corrected)
-            return Verdict(flag=True, score=0.9, error_sentence=index, findings=[finding])
-    return Verdict(flag=False, score=0.1, error_sentence=-1)
+            evidence = Evidence(SourceKind.VERIFIER, "scripted verifier", confidence=0.9)
+            finding = Finding(start, start + len(word), word, ErrorType.PHARMACOTHERAPY, 0.9, index, Role.ERROR,
+                              correction=replacement, corrected_sentence=corrected,
+                              correction_source=None if replacement is None else evidence.name,
+                              evidence=[evidence])
+            return Verdict(Status.CHECKED, flag=True, score=0.9, error_sentence=index, source=evidence,
+                           findings=[finding])
+    return Verdict(Status.CHECKED, flag=False, score=0.1, error_sentence=-1,
+                   source=Evidence(SourceKind.VERIFIER, "scripted verifier", confidence=0.1))
 
 
 class FakeGenerator:

@@ -71,7 +71,7 @@ def test_factory_is_available_without_importing_medcorr():
 def test_component_splits_with_it_by_default_and_can_use_pyrush():
     text = "No fever. Potassium is 3.0 mEq/L. The causal organism is Streptococcus pneumoniae."
     default = spacy.blank("en")
-    component = default.add_pipe("medcorr", config={"mode": "highlight"})
+    component = default.add_pipe("medcorr")
     assert isinstance(component.sentencizer, ClinicalSentencizer)
     assert [s.text for s in default(text).sents] == [
         "No fever.", "Potassium is 3.0 mEq/L.", "The causal organism is Streptococcus pneumoniae."]

@@ -12,14 +12,14 @@ from typing import Any
 
 import pytest
 
-from medcorr.finding import ErrorType, Finding, Verdict
+from medcorr.finding import ErrorType, Finding, Role, Verdict
 from medcorr.stream import records
 from medcorr.stream.config import ConfigError, StreamConfig, from_env, load_config, parse_kafka_options
 from medcorr.stream.consumer import EXIT_BROKER, EXIT_OK, EXIT_PIPELINE, StreamProcessor
 from medcorr.stream.metrics import StreamMetrics, start_metrics_server
 
 sys.path.insert(0, str(Path(__file__).parent))
-from stream_fake_pipeline import CRASH_MARKER, fake_nlp  # noqa: E402
+from stream_fake_pipeline import CRASH_MARKER, FAKE_SOURCE, fake_nlp  # noqa: E402
 
 
 # ----------------------------------------------------------------------------- settings
@@ -366,8 +366,8 @@ def test_output_that_fails_the_profile_is_dead_lettered_as_mapping_error(monkeyp
 
     def broken_score(doc):
         verdict = real(doc)
-        return Verdict(flag=verdict.flag, score=float("nan"), error_sentence=verdict.error_sentence,
-                       findings=verdict.findings) if "Bad" in doc.text else verdict
+        return Verdict(status=verdict.status, flag=verdict.flag, score=float("nan"), source=verdict.source,
+                       error_sentence=verdict.error_sentence, findings=verdict.findings) if "Bad" in doc.text else verdict
 
     monkeypatch.setattr(consumer, "verdict_of", broken_score)
     batches = [[note_message(0, "Fine."), note_message(1, "Bad score note."), note_message(2, "Amoxicillin.")]]
@@ -398,7 +398,8 @@ def test_clean_and_flagged_outputs_are_valid_bundles_keyed_by_id():
     Bundle.model_validate(flagged)
     Bundle.model_validate(clean)
     assert flag_key == b"d5" and clean_key == b"d6"
-    assert len(flagged["entry"]) == 1 and flagged["entry"][0]["resource"]["detail"] == "oseltamivir"
+    assert len(flagged["entry"]) == 1
+    assert flagged["entry"][0]["resource"]["detail"] == "Given oseltamivir for influenza. (correction from fake verifier)"
     assert "entry" not in clean and clean_headers["medcorr.verdict.flag"] == "false"
     assert flag_headers["medcorr.idempotency.key"] == "DocumentReference/d5/_history/1"
 
@@ -430,7 +431,9 @@ def test_verdict_type_is_the_shared_model():
     doc = fake_nlp()("Given amoxicillin.")
     assert isinstance(doc._.medcorr, Verdict)
     assert doc._.medcorr.findings[0] == Finding(6, 17, "amoxicillin", ErrorType.PHARMACOTHERAPY, 0.93, 0,
-                                                "oseltamivir", "Given oseltamivir.")
+                                                Role.ERROR, correction="oseltamivir",
+                                                corrected_sentence="Given oseltamivir.",
+                                                correction_source=FAKE_SOURCE.name, evidence=[FAKE_SOURCE])
 
 
 def test_offsets_left_by_a_rebalance_are_committed_on_revocation():

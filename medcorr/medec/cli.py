@@ -162,7 +162,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     summary = (
         f"medec run: {stats.notes} notes in {stats.seconds:.1f}s ({stats.notes_per_second:.2f} notes/s); "
-        f"flagged {stats.flagged}, of which {stats.flagged_without_proposal} without a proposal"
+        f"statuses {', '.join(f'{k} {v}' for k, v in sorted(stats.statuses.items()))}; "
+        f"flagged {stats.flagged}, of which {stats.flagged_without_proposal} without a sourced correction"
     )
     if stats.collapsed_sentences:
         summary += f"; {stats.collapsed_sentences} MEDEC sentence(s) merged into the previous one"

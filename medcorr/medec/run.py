@@ -15,7 +15,7 @@ from __future__ import annotations
 import sys
 import time
 from bisect import bisect_right
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Literal, Sequence
 
 from medcorr.medec.io import MedecFormatError, MedecRecord, SubmissionLine, align_sentences
@@ -38,6 +38,7 @@ class RunStats:
     flagged_without_proposal: int = 0
     collapsed_sentences: int = 0
     llm_calls: int | None = None
+    statuses: dict[str, int] = field(default_factory=dict)
 
     @property
     def notes_per_second(self) -> float:
@@ -57,6 +58,7 @@ class RunStats:
             "notes": self.notes,
             "seconds": round(self.seconds, 3),
             "notes_per_second": round(self.notes_per_second, 3),
+            "statuses": dict(sorted(self.statuses.items())),
             "flagged": self.flagged,
             "flagged_without_proposal": self.flagged_without_proposal,
             "collapsed_sentences": self.collapsed_sentences,
@@ -108,9 +110,10 @@ def submission_line(
 ) -> SubmissionLine:
     """The submission line for a processed Doc.
 
-    Not flagged: ``0 -1 NA``. Flagged: the MEDEC id of the flagged Doc sentence and the first finding's
-    corrected sentence; without one, the original MEDEC sentence (``no_proposal="original"``) or ``NA``.
-    A flag without a sentence (``error_sentence == -1``) is written as ``1 -1 NA``.
+    Not flagged (no error asserted, or nothing judged the note): ``0 -1 NA``. Flagged: the MEDEC id of the
+    asserted error's Doc sentence and the corrected sentence of its asserting source (see
+    :func:`sourced_correction`); without one, the original MEDEC sentence (``no_proposal="original"``) or
+    ``NA``. A flag without a sentence (``error_sentence == -1``) is written as ``1 -1 NA``.
     """
     verdict = verdict_of(doc)
     if not verdict.flag:
@@ -124,11 +127,20 @@ def submission_line(
             f"{len(sentences)} sentences"
         )
     sentence_id = medec_sentence_id(boundaries, sentences[verdict.error_sentence].start)
-    corrected = verdict.findings[0].corrected_sentence if verdict.findings else None
-    if corrected is None or not corrected.strip():
+    corrected = sourced_correction(verdict)
+    if corrected is None:
         original = record.sentence_by_id(sentence_id)
         corrected = original.text if no_proposal == "original" and original is not None else None
     return SubmissionLine(record.text_id, 1, sentence_id, corrected)
+
+
+def sourced_correction(verdict) -> str | None:
+    """The leading asserted error's corrected sentence when its asserting source produced one, else None.
+    Lexicon alternatives are never a correction."""
+    finding = verdict.findings[0] if verdict.flag and verdict.findings else None
+    if finding is None or not finding.correction_source or not (finding.corrected_sentence or "").strip():
+        return None
+    return finding.corrected_sentence
 
 
 def llm_call_counter(nlp) -> Callable[[], int] | None:
@@ -176,12 +188,12 @@ def iter_medec(
             record, boundaries = pending[index]
             pending[index] = None  # type: ignore[call-overload]  (free as we go)
             line = submission_line(doc, record, boundaries, no_proposal)
+            verdict = verdict_of(doc)
             stats.notes += 1
+            stats.statuses[verdict.status.value] = stats.statuses.get(verdict.status.value, 0) + 1
             if line.error_flag:
                 stats.flagged += 1
-                verdict = verdict_of(doc)
-                proposal = verdict.findings[0].corrected_sentence if verdict.findings else None
-                if proposal is None or not proposal.strip():
+                if sourced_correction(verdict) is None:
                     stats.flagged_without_proposal += 1
             yield line
     finally:

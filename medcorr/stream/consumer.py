@@ -632,7 +632,7 @@ class StreamProcessor:
                 )
                 item.out = output_record(
                     config.output_topic, bundle, item.note, item.coords,
-                    flag=item.verdict.flag, score=item.verdict.score,
+                    status=item.verdict.status.value, flag=item.verdict.flag, score=item.verdict.score,
                     findings=len(item.verdict.findings) if item.verdict.flag else 0,
                     fhir_version=config.fhir_version, medcorr_version=__version__,
                     model_version=self.model_version,
@@ -643,8 +643,8 @@ class StreamProcessor:
                 )
                 if logger.isEnabledFor(logging.DEBUG):
                     logger.debug(
-                        "checked %s key=%s flag=%s score=%.3f findings=%d",
-                        item.coords.describe(), key, item.verdict.flag, item.verdict.score,
+                        "checked %s key=%s status=%s flag=%s score=%s findings=%d",
+                        item.coords.describe(), key, item.verdict.status.value, item.verdict.flag, item.verdict.score,
                         len(item.verdict.findings),
                     )
                 return

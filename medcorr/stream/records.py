@@ -12,7 +12,9 @@ Output record headers
     ``medcorr.source.topic`` / ``.partition`` / ``.offset``   where the input came from
     ``medcorr.source.entry`` / ``.entries``   Bundle entry index and count (absent for a bare resource)
     ``medcorr.version``, ``medcorr.model.version``, ``medcorr.fhir.version``
-    ``medcorr.verdict.flag`` (``true``/``false``), ``medcorr.verdict.score``, ``medcorr.findings``
+    ``medcorr.status``            the note's status (``checked``, ``claims_only``, ``unverified``, ...)
+    ``medcorr.verdict.flag``      ``true``/``false`` when a source judged the note, ``unjudged`` otherwise
+    ``medcorr.verdict.score``     the judging source's confidence (absent when unjudged), ``medcorr.findings``
 
 Dead-letter record: the original key, value and headers, plus
     ``__streams.errors.exception``  fully qualified exception class (KIP-1034 name)
@@ -56,6 +58,7 @@ H_SRC_ENTRIES = "medcorr.source.entries"
 H_VERSION = "medcorr.version"
 H_MODEL_VERSION = "medcorr.model.version"
 H_FHIR_VERSION = "medcorr.fhir.version"
+H_STATUS = "medcorr.status"
 H_FLAG = "medcorr.verdict.flag"
 H_SCORE = "medcorr.verdict.score"
 H_FINDINGS = "medcorr.findings"
@@ -136,8 +139,9 @@ def output_record(
     note: NoteInput,
     coords: SourceCoordinates,
     *,
-    flag: bool,
-    score: float,
+    status: str,
+    flag: bool | None,
+    score: float | None,
     findings: int,
     fhir_version: str,
     medcorr_version: str,
@@ -149,10 +153,12 @@ def output_record(
     headers = [("content-type", b"application/fhir+json")] + _common(coords, key, medcorr_version, model_version)
     headers += [
         (H_FHIR_VERSION, fhir_version.encode()),
-        (H_FLAG, b"true" if flag else b"false"),
-        (H_SCORE, f"{float(score):.6f}".encode()),
-        (H_FINDINGS, str(findings).encode()),
+        (H_STATUS, status.encode()),
+        (H_FLAG, b"unjudged" if flag is None else b"true" if flag else b"false"),
     ]
+    if score is not None:
+        headers.append((H_SCORE, f"{float(score):.6f}".encode()))
+    headers.append((H_FINDINGS, str(findings).encode()))
     value = json.dumps(bundle, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     return OutRecord(topic, record_key, value, headers)
 

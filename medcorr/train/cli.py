@@ -54,6 +54,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("checkpoint", metavar="DIR", help="directory written by 'medcorr train'")
     export.add_argument("--out", required=True, metavar="MODEL_DIR", help="model directory to write")
     export.add_argument("--no-fp32", action="store_true", help="do not keep model.fp32.onnx (nor its .data and unpadded graph)")
+    export.add_argument("--cv", metavar="CV_JSON",
+                        help="cv.json of 'medcorr cv' for the same recipe: its cross-validated verdict AUC is recorded "
+                             "in the model's metadata; the component lets the detector's verdict head flag notes only "
+                             "when that AUC is at least 0.75 (without --cv, the head never flags on its own)")
     export.set_defaults(func=run_export)
 
     cv = subparsers.add_parser(
@@ -130,10 +134,16 @@ def run_export(args: argparse.Namespace) -> int:
     checkpoint = Path(args.checkpoint)
     if not (checkpoint / "detector.pt").is_file():
         raise UsageError(f"{checkpoint} is not a 'medcorr train' checkpoint (no detector.pt)")
+    cv_summary = None
+    if args.cv:
+        if not Path(args.cv).is_file():
+            raise UsageError(f"--cv: no such file: {args.cv}")
+        cv_summary = json.loads(Path(args.cv).read_text(encoding="utf-8"))
     from medcorr.train.export import export_checkpoint
 
-    meta = export_checkpoint(checkpoint, Path(args.out), keep_fp32=not args.no_fp32)
-    print(json.dumps({"model_dir": args.out, "verification": meta["verification"]}))
+    meta = export_checkpoint(checkpoint, Path(args.out), keep_fp32=not args.no_fp32, cv_summary=cv_summary)
+    print(json.dumps({"model_dir": args.out, "verification": meta["verification"],
+                      "validation": meta.get("validation")}))
     return 0
 
 

@@ -13,6 +13,7 @@ import torch
 from medcorr.detector import META_FILE, MODEL_FILE, TOKENIZER_FILE, unpadded_name, weights_name
 from medcorr.encoding import NoteEncoder
 from medcorr.substitutions import SUBSTITUTIONS_FILE
+from medcorr.train.evaluate import validation_record
 from medcorr.train.model import DetectorModel
 from medcorr.train.trainer import load_checkpoint
 from medcorr.train.unpadded import write_unpadded
@@ -95,8 +96,13 @@ def unpadded_max_abs_diff(graph: Path, encoder: NoteEncoder,
 
 
 def export_checkpoint(checkpoint: Path, out: Path, keep_fp32: bool = True,
-                      verify_notes: Sequence[tuple[str, Sequence[tuple[int, int]]]] = VERIFY_NOTES) -> dict:
-    """Export a ``medcorr train`` checkpoint into a model directory the component can load."""
+                      verify_notes: Sequence[tuple[str, Sequence[tuple[int, int]]]] = VERIFY_NOTES,
+                      cv_summary: dict | None = None) -> dict:
+    """Export a ``medcorr train`` checkpoint into a model directory the component can load.
+
+    ``cv_summary`` (a ``medcorr cv`` result for the same recipe) is recorded as the metadata's
+    ``validation`` block; without it the model's verdict head has no measured discrimination.
+    """
     model, record = load_checkpoint(checkpoint)
     out.mkdir(parents=True, exist_ok=True)
     config = record["config"]
@@ -125,6 +131,9 @@ def export_checkpoint(checkpoint: Path, out: Path, keep_fp32: bool = True,
         "verification": {"fp32_max_abs_diff": fp32_diff, "int8_max_abs_diff": int8_diff,
                          "unpadded_max_abs_diff": unpadded_diff, "notes": len(verify_notes)},
     }
+    if cv_summary is not None:
+        data = ", ".join(Path(source).name for source in record.get("data", []))
+        meta["validation"] = validation_record(cv_summary, data)
     (out / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
     if not keep_fp32:
         for name in (fp32.name, unpadded_name(fp32.name), weights_name(fp32.name)):

@@ -79,6 +79,7 @@ def cross_validate(notes: Sequence[LabelledNote], config: TrainConfig, n_folds: 
         row["torch_fp32"] = detection_metrics(test, torch_predictions, threshold)
         row["curve"] = precision_recall_curve(test, torch_predictions, [0.1 * k for k in range(1, 10)])
         row["scores"] = [[n.note_id, p.score, p.suspect] for n, p in zip(test, torch_predictions)]
+        row["rankings"] = [[n.note_id, np.argsort(-p.location, kind="stable")[:5].tolist()] for n, p in zip(test, torch_predictions)]
         if config.synthetic_swaps:
             row["torch_fp32_synthetic_test"] = _synthetic_test_metrics(model, encoder, test, config, threshold)
         if with_onnx:
@@ -128,8 +129,9 @@ def _summary(results: list[dict], config: TrainConfig, n_folds: int, seed: int) 
         rows = [r[variant] for r in results if variant in r]
         if not rows:
             continue
-        for key in ("flag_accuracy", "sentence_accuracy", "localisation", "auc"):
-            values = np.array([r[key] for r in rows], dtype=float)
+        for key in ("flag_accuracy", "sentence_accuracy", "localisation", "localisation_top1",
+                    "localisation_top2", "localisation_top3", "auc"):
+            values = np.array([r.get(key, np.nan) for r in rows], dtype=float)
             summary["mean"][f"{variant}.{key}"] = float(np.nanmean(values))
             summary["std"][f"{variant}.{key}"] = float(np.nanstd(values))
     return summary
