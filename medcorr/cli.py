@@ -19,6 +19,7 @@ SUBCOMMAND_MODULES: tuple[str, ...] = (
     "medcorr.medec.cli",
     "medcorr.benchmark.bench",
     "medcorr.stream.cli",
+    "medcorr.cli_init",
 )
 
 EXIT_OK = 0
