@@ -16,7 +16,7 @@ from medcorr.cli_init import shipped_files
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "medcorr" / "data"
 DOCUMENTED = [  # paths the README, the connector README and the .cfg comments use
-    "pipelines/medcorr.cfg", "pipelines/medspacy_medcorr.cfg", "pipelines/medcorr_llm_cascade.cfg",
+    "pipelines/medcorr.cfg", "pipelines/medspacy_medcorr.cfg",
     "connectors/stream.toml", "connectors/create-topics.sh", "connectors/systemd/medcorr-stream@.service",
     "connectors/kubernetes/deployment.yaml", "connectors/fhir/CodeSystem-medcorr-error-type.json",
     "connectors/samples/documentreference-r4.json",

@@ -2,13 +2,18 @@
 
 Creates the input, output and dead-letter topics named in the stream settings (same TOML / ``MEDCORR_*``
 / command-line sources, same Kafka security settings). Existing topics are left as they are (reported),
-so the command is safe to re-run. ``describe`` prints partition counts.
+so the command is safe to re-run. ``describe`` prints partition counts. For trying the connector by hand,
+``send FILE...`` produces files (e.g. the sample DocumentReference) to the input topic and ``read`` prints
+the records of the output topic (``--topic dlq``: the dead letters), one value per line.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import sys
-from typing import Any, Sequence
+import time
+from pathlib import Path
+from typing import Any, Iterator, Sequence
 
 from medcorr.stream.config import ConfigError, StreamConfig, load_config, parse_kafka_options
 
@@ -86,6 +91,68 @@ def describe_topics(config: StreamConfig, admin: Any = None) -> dict[str, int | 
             admin.close()
 
 
+def _client_settings(config: StreamConfig, client: Any) -> dict[str, Any]:
+    settings = {k: v for k, v in config.kafka.items() if k in client.DEFAULT_CONFIG}
+    settings["bootstrap_servers"] = [s.strip() for s in str(config.bootstrap_servers).split(",") if s.strip()]
+    return settings
+
+
+def send_files(config: StreamConfig, paths: Sequence[Path], producer: Any = None) -> list[tuple[str, int, int]]:
+    """Produce each file's bytes as one record to the input topic; returns ``(topic, partition, offset)``.
+
+    The record key is the resource's ``id`` when the file is a FHIR resource with one, else the file name.
+    """
+    from kafka import KafkaProducer
+
+    own = producer is None
+    producer = producer or KafkaProducer(**_client_settings(config, KafkaProducer), acks="all")
+    try:
+        futures = []
+        for path in paths:
+            value = Path(path).read_bytes()
+            try:
+                key = str(json.loads(value).get("id") or Path(path).name)
+            except (ValueError, AttributeError):
+                key = Path(path).name
+            futures.append(producer.send(config.input_topic, key=key.encode("utf-8"), value=value))
+        producer.flush()
+        return [(meta.topic, meta.partition, meta.offset) for meta in (future.get(timeout=30) for future in futures)]
+    finally:
+        if own:
+            producer.close()
+
+
+def read_records(config: StreamConfig, topic: str, max_records: int | None = None, timeout: float = 10.0,
+                 consumer: Any = None) -> Iterator[Any]:
+    """The records of ``topic`` from the beginning of every partition (no consumer group, nothing committed),
+    until ``max_records`` were read or nothing came for ``timeout`` seconds."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    own = consumer is None
+    consumer = consumer or KafkaConsumer(**_client_settings(config, KafkaConsumer), enable_auto_commit=False,
+                                         group_id=None, consumer_timeout_ms=int(timeout * 1000))
+    try:
+        deadline = time.monotonic() + timeout
+        partitions = consumer.partitions_for_topic(topic)
+        while not partitions and time.monotonic() < deadline:
+            time.sleep(0.2)
+            partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            raise ConfigError(f"topic {topic} not found")
+        assigned = [TopicPartition(topic, partition) for partition in sorted(partitions)]
+        consumer.assign(assigned)
+        consumer.seek_to_beginning(*assigned)
+        count = 0
+        for record in consumer:  # stops after consumer_timeout_ms without records
+            yield record
+            count += 1
+            if max_records is not None and count >= max_records:
+                return
+    finally:
+        if own:
+            consumer.close()
+
+
 def _parse_topic_configs(items: list[str] | None) -> dict[str, dict[str, str]]:
     result: dict[str, dict[str, str]] = {}
     for item in items or []:
@@ -98,9 +165,10 @@ def _parse_topic_configs(items: list[str] | None) -> dict[str, dict[str, str]]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m medcorr.stream.admin {create-topics,describe}``."""
+    """``python -m medcorr.stream.admin {create-topics,describe,send,read}``."""
     parser = argparse.ArgumentParser(prog="python -m medcorr.stream.admin", description=__doc__.split("\n\n")[0])
-    parser.add_argument("action", choices=("create-topics", "describe"))
+    parser.add_argument("action", choices=("create-topics", "describe", "send", "read"))
+    parser.add_argument("files", nargs="*", metavar="FILE", help="send: files to produce to the input topic")
     parser.add_argument("--config", metavar="stream.toml")
     parser.add_argument("--bootstrap-servers")
     parser.add_argument("--input-topic")
@@ -111,7 +179,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--replication-factor", type=int, default=1, help="replicas (production: 3)")
     parser.add_argument("--topic-config", action="append", metavar="ROLE:KEY=VALUE",
                         help="topic setting, ROLE is input, output or dlq (e.g. dlq:retention.ms=-1)")
-    args = parser.parse_args(argv)
+    parser.add_argument("--topic", choices=("input", "output", "dlq"), default="output",
+                        help="read: which topic (default: output)")
+    parser.add_argument("--max", type=int, metavar="N", help="read: stop after N records")
+    parser.add_argument("--timeout", type=float, default=10.0, metavar="SECONDS",
+                        help="read: stop after SECONDS without a record (default: 10)")
+    args = parser.parse_intermixed_args(argv)
     try:
         cli = {
             "bootstrap_servers": args.bootstrap_servers, "input_topic": args.input_topic,
@@ -123,9 +196,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"medcorr stream admin: error: {error}", file=sys.stderr)
         return 2
+    if args.action in ("send", "read") and bool(args.files) != (args.action == "send"):
+        print(f"medcorr stream admin: error: {'send needs FILE arguments' if args.action == 'send' else 'read takes no FILE'}",
+              file=sys.stderr)
+        return 2
     if args.action == "create-topics":
         for topic, state in create_topics(config, args.partitions, args.replication_factor, topic_configs).items():
             print(f"{topic}\t{state}")
+    elif args.action == "send":
+        missing = [name for name in args.files if not Path(name).is_file()]
+        if missing:
+            print(f"medcorr stream admin: error: file not found: {missing[0]}", file=sys.stderr)
+            return 2
+        for topic, partition, offset in send_files(config, [Path(name) for name in args.files]):
+            print(f"{topic}\t{partition}\t{offset}")
+    elif args.action == "read":
+        topic = {"input": config.input_topic, "output": config.output_topic, "dlq": config.dead_letter_topic}[args.topic]
+        try:
+            for record in read_records(config, topic, args.max, args.timeout):
+                print(record.value.decode("utf-8", "replace") if record.value is not None else "null", flush=True)
+        except ConfigError as error:
+            print(f"medcorr stream admin: error: {error}", file=sys.stderr)
+            return 2
     else:
         for topic, count in describe_topics(config).items():
             print(f"{topic}\t{'missing' if count is None else f'{count} partitions'}")
