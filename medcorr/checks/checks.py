@@ -32,12 +32,28 @@ _CHECKS: dict[str, Callable[[NoteView], list[CheckResult]]] = {
 #: The check kinds, in a fixed order.
 KINDS: tuple[str, ...] = tuple(_CHECKS)
 
-#: What was measured per kind (tests/inject_conflicts.py, seed 19, 574 MEDEC-MS notes, spaCy blank + medcorr
-#: sentencizer): recall on injected conflicts, false alarms on the uninjected twins, notes fired as written.
-MEASURED: dict[str, str] = {kind: "not measured" for kind in KINDS}
+#: What was measured per kind: ``python tests/inject_conflicts.py`` (seed 19) on the 574 MEDEC-MS validation
+#: notes, spaCy blank English + medcorr's sentencizer (no ConText): recall on injected conflicts, false
+#: alarms on the same notes' uninjected twins, and notes fired among the 574 notes as written.
+MEASURED: dict[str, str] = {
+    "allergy_conflict": "recall 0.956 (307/321 injected), false alarms 0/321 twins, 0/574 notes as written",
+    "pregnancy_contraindication": "recall 0.818 (81/99 injected), false alarms 0/99 twins, 0/574 notes as written",
+    "sex_mismatch": "recall 0.971 (100/103 injected), false alarms 0/103 twins, 0/574 notes as written",
+    "laterality_conflict": "recall 0.794 (27/34 injected), false alarms 0/34 twins, 0/574 notes as written",
+    "presence_conflict": "recall 0.875 (281/321 injected), false alarms 0/321 twins, 0/574 notes as written",
+    "duplicate_class": "recall 0.906 (520/574 injected), false alarms 0/574 twins, 0/574 notes as written",
+}
 
-#: On by default only where the measured precision met the target (recall >= 0.8 at <= 1 % false alarms).
-DEFAULT_ENABLED: dict[str, bool] = {kind: False for kind in KINDS}
+#: On by default only where the measurement met the target (recall >= 0.8 at <= 1 % false alarms):
+#: laterality_conflict stays off (recall 0.794 on only 34 injectable notes).
+DEFAULT_ENABLED: dict[str, bool] = {
+    "allergy_conflict": True,
+    "pregnancy_contraindication": True,
+    "sex_mismatch": True,
+    "laterality_conflict": False,
+    "presence_conflict": True,
+    "duplicate_class": True,
+}
 
 
 class EvidenceChecks:

@@ -6,6 +6,8 @@ statement.
 """
 from __future__ import annotations
 
+import re
+
 from medcorr.checks.knowledge import Mention
 from medcorr.checks.note import NoteView
 from medcorr.checks.result import CheckResult
@@ -23,6 +25,7 @@ _LIST_BREAKS = {"was", "is", "were", "started", "given", "treated", "prescribed"
 #: "hives after taking X": an exposure verb right after "after" still points at the allergen
 _EXPOSURE = {"takes", "taking", "received", "receiving", "given", "started", "treated"}
 _AFTER = {"after", "following", "when", "while", "upon", "on"}
+_BECAME = re.compile(r"\b(found out|learned|discovered|became|become|got|confirmed)\b")
 
 
 def _allergy_statements(view: NoteView) -> list[tuple[Mention, str, str, Mention]]:
@@ -166,8 +169,10 @@ def _pregnancy_statement(view: NoteView) -> Mention | None:
         return None
     for mention in view.of("pregnancy"):
         scope = view.scope(mention)
-        if not scope.affirmed or scope.historical:
+        if not scope.affirmed:
             continue
+        if scope.historical and not _BECAME.search(view.joined(mention.first_word - 5, mention.first_word)):
+            continue  # "her previous pregnancy"; but "found out she was pregnant 7 weeks ago" is current
         after = view.joined(mention.last_word + 1, mention.last_word + 4)
         before = view.joined(mention.first_word - 3, mention.first_word)
         if after.startswith(("test", "tests", "testing", "screen")):
