@@ -47,25 +47,28 @@ def _fake_verdict(doc) -> Verdict:
                    source=Evidence(SourceKind.VERIFIER, "scripted verifier", confidence=0.1))
 
 
-class FakeGenerator:
-    """Counts one 'LLM call' per flagged note."""
+class FakeVerifier:
+    """Counts one call per flagged note, with made-up token counts."""
 
     def __init__(self) -> None:
-        self.llm_calls = 0
+        self.calls = 0
+
+    def stats(self) -> dict[str, int]:
+        return {"calls": self.calls, "prompt_tokens": 500 * self.calls, "completion_tokens": 20 * self.calls}
 
 
 class FakeMedcorr:
     """Stands in for the medcorr component: records the sentences it saw and stores a verdict."""
 
     def __init__(self, with_counter: bool) -> None:
-        self.generator = FakeGenerator() if with_counter else None
+        self.verifier = FakeVerifier() if with_counter else None
         self.seen: list[list[str]] = []
 
     def __call__(self, doc):
         self.seen.append([sentence.text for sentence in doc.sents])
         verdict = _fake_verdict(doc)
-        if verdict.flag and self.generator is not None:
-            self.generator.llm_calls += 1
+        if verdict.flag and self.verifier is not None:
+            self.verifier.calls += 1
         doc._.medcorr = verdict
         return doc
 
@@ -161,7 +164,9 @@ def test_run_maps_sentences_to_medec_ids(fake_nlp):
     component = fake_nlp.get_pipe("medcorr")
     assert [len(seen) for seen in component.seen] == [len(r.sentences) for r in records]
     assert (stats.notes, stats.flagged, stats.flagged_without_proposal) == (7, 4, 1)
-    assert stats.llm_calls == 4 and stats.llm_calls_per_100_notes == pytest.approx(400 / 7)
+    assert stats.verifier == {"calls": 4, "prompt_tokens": 2000, "completion_tokens": 80}
+    assert stats.verifier_per_note()["calls"] == pytest.approx(4 / 7)
+    assert stats.to_dict()["verifier_per_note"]["prompt_tokens"] == pytest.approx(2000 / 7, abs=1e-3)
 
 
 def test_run_without_proposal_as_na_and_without_counter(fake_extension):
@@ -169,7 +174,7 @@ def test_run_without_proposal_as_na_and_without_counter(fake_extension):
     stats = RunStats()
     lines = run_medec(nlp, read_medec(FIXTURES / "labeled.csv"), no_proposal="na", stats=stats)
     assert lines[2].format() == "FX-2 1 2 NA"
-    assert stats.llm_calls is None and "llm_calls" not in stats.to_dict()
+    assert stats.verifier is None and "verifier" not in stats.to_dict()
 
 
 # ---------------------------------------------------------------------------------------------- CLI
@@ -205,7 +210,7 @@ def test_cli_run_writes_submission(cli, fake_extension, monkeypatch, tmp_path, c
     submission = read_submission(out)
     assert list(submission.lines) == ["fx-0", "fx-1", "FX-2"]
     err = capsys.readouterr().err
-    assert "3 notes" in err and "LLM calls: 2 (66.7 per 100 notes)" in err
+    assert "3 notes" in err and "verifier: 2 calls (0.67 per note), 333 prompt + 13 completion tokens per note" in err
     assert "vancomycin" not in err and "nitrofurantoin" not in err  # no note text in logs
 
     code = cli(["medec", "run", "--input", str(FIXTURES / "unlabeled.csv"), "--no-progress"])

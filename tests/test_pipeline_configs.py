@@ -1,4 +1,4 @@
-"""The ready pipeline configs in pipelines/ build and run (the LLM one only builds: no server call)."""
+"""The ready pipeline configs in pipelines/ build and run (the verifier ones only build: no server call)."""
 from pathlib import Path
 
 import pytest
@@ -21,11 +21,13 @@ def test_offline_configs_run(name):
         assert verdict.suspect_sentence == 1
 
 
-def test_llm_cascade_config_builds_the_openai_backend():
-    nlp = build_pipeline(PIPELINES / "medcorr_llm_cascade.cfg")
-    generator = nlp.get_pipe("medcorr").generator
-    assert type(generator).__name__ == "OpenAIGenerator"
-    assert generator.llm_calls == 0
+@pytest.mark.parametrize("name", ["medcorr_verifier_vllm.cfg", "medcorr_verifier_ollama.cfg",
+                                  "medcorr_verifier_llamacpp.cfg"])
+def test_verifier_configs_build_a_loopback_chat_verifier_without_calling_it(name):
+    nlp = build_pipeline(PIPELINES / name)
+    verifier = nlp.get_pipe("medcorr").verifier
+    assert type(verifier).__name__ == "ChatVerifier" and verifier.client.base_url.startswith("http://127.0.0.1:")
+    assert verifier.stats()["calls"] == 0
 
 
 def test_missing_config_is_a_clear_error(tmp_path):

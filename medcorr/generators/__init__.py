@@ -1,2 +1,5 @@
-"""Correction generators. Importing this package registers every built-in backend."""
-from medcorr.generators import knowledge, openai, transformers_gen  # noqa: F401  (registration side effect)
+"""Providers of lexicon alternatives shown to reviewers beside each claim (never corrections).
+
+Importing this package registers the built-in backend (``medcorr.KnowledgeGenerator.v1``).
+"""
+from medcorr.generators import knowledge  # noqa: F401  (registration side effect)

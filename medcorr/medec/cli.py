@@ -167,8 +167,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     if stats.collapsed_sentences:
         summary += f"; {stats.collapsed_sentences} MEDEC sentence(s) merged into the previous one"
-    if stats.llm_calls_per_100_notes is not None:
-        summary += f"; LLM calls: {stats.llm_calls} ({stats.llm_calls_per_100_notes:.1f} per 100 notes)"
+    per_note = stats.verifier_per_note()
+    if stats.verifier is not None and per_note is not None:
+        summary += (f"; verifier: {stats.verifier.get('calls', 0)} calls ({per_note.get('calls', 0):.2f} per note), "
+                    f"{per_note.get('prompt_tokens', 0):.0f} prompt + {per_note.get('completion_tokens', 0):.0f} "
+                    f"completion tokens per note, {stats.verifier.get('cache_hits', 0)} cache hits, "
+                    f"{stats.verifier.get('failures', 0)} notes unverified")
     print(summary, file=sys.stderr)
     return 0
 

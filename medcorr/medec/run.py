@@ -30,14 +30,15 @@ _USER_DATA_KEY = "medcorr.medec.boundaries"
 
 @dataclass
 class RunStats:
-    """What :func:`run_medec` counted. ``llm_calls`` is None when the pipeline exposes no counter."""
+    """What :func:`run_medec` counted. ``verifier`` holds what the run cost the verifier (calls, prompt and
+    completion tokens, cache hits, failures), None when the pipeline has no verifier."""
 
     notes: int = 0
     seconds: float = 0.0
     flagged: int = 0
     flagged_without_proposal: int = 0
     collapsed_sentences: int = 0
-    llm_calls: int | None = None
+    verifier: dict[str, int] | None = None
     statuses: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -45,12 +46,11 @@ class RunStats:
         """Throughput over the whole run (0 when nothing ran)."""
         return self.notes / self.seconds if self.seconds > 0 else 0.0
 
-    @property
-    def llm_calls_per_100_notes(self) -> float | None:
-        """LLM calls per 100 notes, or None without a counter or notes."""
-        if self.llm_calls is None or self.notes == 0:
+    def verifier_per_note(self) -> dict[str, float] | None:
+        """The verifier's counters per note (None without a verifier or notes)."""
+        if self.verifier is None or self.notes == 0:
             return None
-        return 100.0 * self.llm_calls / self.notes
+        return {key: value / self.notes for key, value in self.verifier.items()}
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON shape (no note content)."""
@@ -63,9 +63,10 @@ class RunStats:
             "flagged_without_proposal": self.flagged_without_proposal,
             "collapsed_sentences": self.collapsed_sentences,
         }
-        if self.llm_calls is not None:
-            data["llm_calls"] = self.llm_calls
-            data["llm_calls_per_100_notes"] = round(self.llm_calls_per_100_notes or 0.0, 3)
+        per_note = self.verifier_per_note()
+        if self.verifier is not None:
+            data["verifier"] = dict(self.verifier)
+            data["verifier_per_note"] = {k: round(v, 3) for k, v in (per_note or {}).items()}
         return data
 
 
@@ -143,9 +144,9 @@ def sourced_correction(verdict) -> str | None:
     return finding.corrected_sentence
 
 
-def llm_call_counter(nlp) -> Callable[[], int] | None:
-    """A function reading the ``llm_calls`` counter of the medcorr component's generator, or None when
-    the pipeline has no medcorr component or its generator has no such counter."""
+def verifier_counters(nlp) -> Callable[[], dict[str, int]] | None:
+    """A function reading the counters of the medcorr component's verifier (``stats()``), or None when
+    the pipeline has no medcorr component or no verifier."""
     for name, component in nlp.pipeline:
         try:
             factory = nlp.get_pipe_meta(name).factory
@@ -153,9 +154,9 @@ def llm_call_counter(nlp) -> Callable[[], int] | None:
             factory = name
         if factory != "medcorr" and name != "medcorr":
             continue
-        generator = getattr(component, "generator", None)
-        if isinstance(getattr(generator, "llm_calls", None), int):
-            return lambda: int(generator.llm_calls)
+        verifier = getattr(component, "verifier", None)
+        if callable(getattr(verifier, "stats", None)):
+            return lambda: dict(verifier.stats())
     return None
 
 
@@ -171,8 +172,8 @@ def iter_medec(
     if no_proposal not in ("original", "na"):
         raise ValueError("no_proposal must be 'original' or 'na'")
     stats = stats if stats is not None else RunStats()
-    counter = llm_call_counter(nlp)
-    calls_before = counter() if counter else 0
+    counters = verifier_counters(nlp)
+    before = counters() if counters else {}
     pending: list[tuple[MedecRecord, list[tuple[int, int]]]] = []
 
     def docs() -> Iterator[Any]:
@@ -198,8 +199,9 @@ def iter_medec(
             yield line
     finally:
         stats.seconds += time.perf_counter() - started
-        if counter:
-            stats.llm_calls = (stats.llm_calls or 0) + counter() - calls_before
+        if counters:
+            after, so_far = counters(), stats.verifier or {}
+            stats.verifier = {key: so_far.get(key, 0) + value - before.get(key, 0) for key, value in after.items()}
 
 
 def run_medec(
@@ -214,7 +216,7 @@ def run_medec(
     """Run ``nlp`` (a pipeline with the medcorr component) on MEDEC records; one line per record.
 
     ``stats``, when given, is filled with the counts and timing (and the LLM-call count when the
-    component's generator exposes ``llm_calls``). ``progress`` shows a tqdm bar (notes/s) on stderr.
+    component has a verifier). ``progress`` shows a tqdm bar (notes/s) on stderr.
     """
     records = list(records)
     lines = iter_medec(nlp, records, batch_size=batch_size, no_proposal=no_proposal, stats=stats)
