@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from medcorr.cli import UsageError
+from medcorr.progress import PROGRESS_MODES, check_progress
 
 MAX_NOTE_BYTES_DEFAULT = 10 * 1024 * 1024
 
@@ -36,6 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "of at least 0.75; forcing it on warns with the model's AUC)")
     parser.add_argument("--max-bytes", type=int, default=MAX_NOTE_BYTES_DEFAULT, metavar="N",
                         help=f"refuse notes larger than N bytes (default {MAX_NOTE_BYTES_DEFAULT})")
+    parser.add_argument("--progress", choices=PROGRESS_MODES, default="auto",
+                        help="show the model's progress on stderr: auto (default: when stderr is a terminal and the "
+                             "check takes over a second), always, never; stdout is never touched")
     parser.set_defaults(func=run_check)
 
 
@@ -80,7 +84,8 @@ def run_check(args: argparse.Namespace) -> int:
         nlp = build_pipeline(args.config, overrides)
     except (FileNotFoundError, ValueError, RuntimeError) as error:
         raise UsageError(str(error).splitlines()[0]) from None
-    doc = nlp(text)
+    with check_progress(nlp, args.progress):
+        doc = nlp(text)
     verdict = verdict_of(doc)
     if args.json:
         print(json.dumps(verdict.to_dict(), ensure_ascii=False))

@@ -171,6 +171,24 @@ def _with_batch(run_batch: Callable[[Batch], tuple[np.ndarray, np.ndarray]], bat
     return batch, run_batch(batch)
 
 
+def _report_progress(futures: Sequence[Future], sizes: Sequence[int], progress: Callable[[int, int], None]) -> None:
+    """Call ``progress(windows done, windows total)`` as each future ends (a failing callback is not raised)."""
+    total = sum(sizes)
+    lock = threading.Lock()
+    done = [0]
+
+    def finished(size: int) -> Callable[[Future], None]:
+        def callback(_future: Future) -> None:
+            with lock:
+                done[0] += size
+                count = done[0]
+            progress(count, total)
+        return callback
+
+    for future, size in zip(futures, sizes):
+        future.add_done_callback(finished(size))
+
+
 def _sigmoid(values: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-values))
 
@@ -320,6 +338,9 @@ class OnnxDetector:
         # the caller's threads keep their floating-point mode
         self._pool = ThreadPoolExecutor(self.concurrent_calls, thread_name_prefix="medcorr-onnx",
                                         initializer=flush_denormals)
+        #: Called as ``progress(windows_done, windows_total)`` each time a model call of :meth:`submit` ends
+        #: (in a model thread); None (the default) for no reports. ``medcorr check`` uses it for long notes.
+        self.progress: Callable[[int, int], None] | None = None
 
     @staticmethod
     def _read_meta(model_dir: Path) -> dict[str, Any]:
@@ -399,6 +420,8 @@ class OnnxDetector:
         the gap.
         """
         futures = [self._pool.submit(_with_batch, self.run_batch, batch) for batch in prepared.batches]
+        if self.progress is not None:
+            _report_progress(futures, [len(batch.input_ids) for batch in prepared.batches], self.progress)
         return PendingPredictions(prepared, futures)
 
     def run_windows(self, windows: Sequence[Window]) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
