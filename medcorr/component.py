@@ -21,10 +21,12 @@ from spacy.pipeline.pipe import Pipe
 from spacy.tokens import Doc, Span
 from spacy.util import minibatch
 
+from medcorr.checks import CheckResult, EvidenceChecks
+from medcorr.checks.checks import MEASURED as CHECKS_MEASURED
 from medcorr.claims import DEFAULT_MAX_CLAIMS, rank_claims
 from medcorr.detector import META_FILE, TOKENIZER_FILE, NotePrediction, OnnxDetector
 from medcorr.evidence import DetectorHead, Judgement, combine
-from medcorr.finding import ERROR_TYPES, Finding, Verdict
+from medcorr.finding import ERROR_TYPES, Evidence, Finding, Role, SourceKind, Verdict
 from medcorr.generators.base import CorrectionRequest, Generator
 from medcorr.registry import detectors
 from medcorr.screening import DEFAULT_MAX_NOTE_CHARS, Screen, screen
@@ -35,6 +37,7 @@ from medcorr.verifiers.base import VerificationRequest, Verifier
 VERDICT_ATTR = "medcorr.verdict"
 SENTENCIZERS = ("medcorr", "pyrush")
 DEFAULT_GENERATOR = {"@medcorr_generators": "medcorr.KnowledgeGenerator.v1"}
+DEFAULT_CHECKS = {"@medcorr_checks": "medcorr.EvidenceChecks.v1"}
 #: Why a note with claims has no verdict when no judging source is configured.
 UNJUDGED_REASON = ("no verifier or check judged this note and the detector's verdict head lacks measured "
                    "discrimination: the claims are places to double-check, not asserted errors")
@@ -101,6 +104,7 @@ def onnx_detector_builder() -> Callable[..., OnnxDetector]:
         "sentencizer": "medcorr",
         "detector": {"@medcorr_detectors": "medcorr.OnnxDetector.v1"},
         "generator": DEFAULT_GENERATOR,
+        "checks": DEFAULT_CHECKS,
         "verifier": None,
         "verify_top_k": DEFAULT_VERIFY_TOP_K,
     },
@@ -108,15 +112,15 @@ def onnx_detector_builder() -> Callable[..., OnnxDetector]:
 def make_medcorr(nlp: Language, name: str, model_path: str, threshold: float | None, max_claims: int,
                  max_note_chars: int, check_language: bool, batch_size: int, max_length: int,
                  providers: list[str], num_threads: int, spans_key: str, respect_context: bool, sentencizer: str,
-                 detector: Callable[..., OnnxDetector], generator: Generator | None, verifier: Verifier | None,
-                 verify_top_k: int) -> "MedcorrComponent":
+                 detector: Callable[..., OnnxDetector], generator: Generator | None,
+                 checks: EvidenceChecks | None, verifier: Verifier | None, verify_top_k: int) -> "MedcorrComponent":
     """Factory of the ``medcorr`` pipe (see :class:`MedcorrComponent` for the settings)."""
     return MedcorrComponent(
         nlp, name, model_path=model_path, threshold=threshold, max_claims=max_claims,
         max_note_chars=max_note_chars, check_language=check_language, batch_size=batch_size,
         max_length=max_length, providers=providers, num_threads=num_threads, spans_key=spans_key,
         respect_context=respect_context, sentencizer=sentencizer, detector_builder=detector, generator=generator,
-        verifier=verifier, verify_top_k=verify_top_k,
+        checks=checks, verifier=verifier, verify_top_k=verify_top_k,
     )
 
 
@@ -134,7 +138,9 @@ class MedcorrComponent(Pipe):
     (asserted errors in ``doc.spans[spans_key]``, claims in ``doc.spans[spans_key + "_claims"]``);
     ``respect_context`` (skip claims that medspaCy ConText marks as negated); ``sentencizer`` (how a Doc
     without sentence boundaries is split: ``medcorr`` or ``pyrush``); ``generator`` (lexicon alternatives
-    shown to reviewers beside each claim, or None); ``verifier`` (a :mod:`medcorr.verifiers` backend that
+    shown to reviewers beside each claim, or None); ``checks`` (:mod:`medcorr.checks`: conflicts the note
+    itself proves, such as a drug of a class the patient is allergic to; each fired check asserts an error
+    with both spans as evidence; None = off); ``verifier`` (a :mod:`medcorr.verifiers` backend that
     judges every note with claims, one request per note, or None); ``verify_top_k`` (claims shown to the
     verifier: the error sentence is among the top 2 in about 98 % of MEDEC error notes).
     """
@@ -145,8 +151,8 @@ class MedcorrComponent(Pipe):
                  providers: Sequence[str] = ("CPUExecutionProvider",), num_threads: int = 0,
                  spans_key: str = "medcorr", respect_context: bool = True, sentencizer: str = "medcorr",
                  detector_builder: Callable[..., OnnxDetector] = OnnxDetector,
-                 generator: Generator | None = None, verifier: Verifier | None = None,
-                 verify_top_k: int = DEFAULT_VERIFY_TOP_K):
+                 generator: Generator | None = None, checks: EvidenceChecks | None = None,
+                 verifier: Verifier | None = None, verify_top_k: int = DEFAULT_VERIFY_TOP_K):
         if sentencizer not in SENTENCIZERS:
             raise ValueError(f"sentencizer must be one of {SENTENCIZERS}, got {sentencizer!r}")
         if threshold is not None and not 0.0 <= threshold <= 1.0:
@@ -174,6 +180,7 @@ class MedcorrComponent(Pipe):
         self.generator = generator
         if generator is not None and hasattr(generator, "bind"):
             generator.bind(self)
+        self.checks = checks
         self.verifier = verifier
         self._sentencizer = None
         self._matcher = None
@@ -289,15 +296,22 @@ class MedcorrComponent(Pipe):
                       for doc, spans, screened, prediction in zip(docs, sentence_spans, screens, predictions)]
         self._add_alternatives(docs, sentence_spans, all_claims)
         verified = self._verify(docs, sentence_spans, all_claims)
-        for index, (screened, claims, prediction) in enumerate(zip(screens, all_claims, predictions)):
+        for index, (doc, spans, screened, claims, prediction) in enumerate(
+                zip(docs, sentence_spans, screens, all_claims, predictions)):
             if screened is not None:
                 verdicts.append(Verdict.not_analysed(screened.status, screened.reason))
                 continue
-            judgements = self._judgements(prediction, claims)
+            judgements = self._judgements(prediction, claims) + self._checked(doc, spans)
             if index in verified:
                 judgements.append(verified[index])
             verdicts.append(self._verdict(claims, judgements))
         return list(zip(sentence_spans, verdicts))
+
+    def _checked(self, doc: Doc, spans: list[tuple[int, int]]) -> list[Judgement]:
+        """One judgement per fired evidence check (none when checks are off)."""
+        if self.checks is None or not spans:
+            return []
+        return [_check_judgement(doc.text, result) for result in self.checks(doc, spans)]
 
     def _verify(self, docs: Sequence[Doc], sentence_spans: list[list[tuple[int, int]]],
                 all_claims: list[list[Finding]]) -> dict[int, Judgement]:
@@ -429,6 +443,19 @@ def _negated_ranges(doc: Doc) -> list[tuple[int, int]]:
                 scope = doc[scope[0]:scope[1]]
             ranges.append((scope.start_char, scope.end_char))
     return ranges
+
+
+def _check_judgement(text: str, result: CheckResult) -> Judgement:
+    """A fired check as an asserted error: the check is its source, its cited spans the evidence."""
+    name = f"check.{result.kind}"
+    evidence = Evidence(SourceKind.CHECK, name, reason=result.reason, confidence=1.0,
+                        measured=CHECKS_MEASURED.get(result.kind, ""), spans=list(result.evidence_spans))
+    finding = Finding(result.start, result.end, text[result.start:result.end], result.error_type, 1.0,
+                      result.sentence, role=Role.ERROR, correction=result.correction,
+                      corrected_sentence=result.corrected_sentence,
+                      correction_source=name if (result.correction or result.corrected_sentence) else None,
+                      evidence=[evidence])
+    return Judgement(evidence, error=True, score=1.0, findings=[finding])
 
 
 def _span_list(doc: Doc, findings: Sequence[Finding]) -> list[Span]:

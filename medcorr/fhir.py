@@ -59,7 +59,10 @@ DEFAULT_MAX_NOTE_BYTES = 1024 * 1024
 
 #: The medcorr CodeSystem for ``DetectedIssue.code``: one code per :class:`ErrorType` (its ``value``).
 CODE_SYSTEM = "https://medcorr.dev/fhir/CodeSystem/error-type"
-#: Extension on each ``DetectedIssue``: character offsets, score, sentence index, span text.
+#: A second ``DetectedIssue.code`` coding for errors asserted by an evidence check: the check's kind.
+CHECK_CODE_SYSTEM = "https://medcorr.dev/fhir/CodeSystem/check-kind"
+#: Extension on each ``DetectedIssue``: character offsets, score, sentence index, span text, the asserting
+#: sources and their reasons, and every span of the note a source cites (``evidenceSpan``, ``start-end``).
 FINDING_EXTENSION = "https://medcorr.dev/fhir/StructureDefinition/finding"
 #: Extension in ``Bundle.meta.extension``: note-level flag, score, model and medcorr version, source.
 VERDICT_EXTENSION = "https://medcorr.dev/fhir/StructureDefinition/verdict"
@@ -607,7 +610,14 @@ def _finding_extension(finding: Finding) -> dict[str, Any]:
         parts.append({"url": "assertedBy", "valueString": f"{item.kind.value}: {item.name}"})
         if item.reason:
             parts.append({"url": "reason", "valueString": _one_line(item.reason)})
+        parts += [{"url": "evidenceSpan", "valueString": f"{int(start)}-{int(end)}"} for start, end in item.spans]
     return {"url": FINDING_EXTENSION, "extension": parts}
+
+
+def _check_codings(finding: Finding) -> list[dict[str, Any]]:
+    """One coding per evidence check that asserted ``finding`` (its kind, from :data:`CHECK_CODE_SYSTEM`)."""
+    kinds = [item.name.removeprefix("check.") for item in finding.evidence if item.kind is SourceKind.CHECK]
+    return [{"system": CHECK_CODE_SYSTEM, "code": kind, "display": kind.replace("_", " ")} for kind in kinds]
 
 
 def _verdict_extension(
@@ -684,7 +694,8 @@ def verdict_to_bundle(
                         "system": CODE_SYSTEM,
                         "code": error_type.value,
                         "display": ERROR_TYPE_DISPLAY[error_type],
-                    }
+                    },
+                    *_check_codings(finding),
                 ],
                 "text": ERROR_TYPE_DISPLAY[error_type],
             },

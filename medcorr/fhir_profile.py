@@ -23,11 +23,11 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Annotated, Any, Literal, Union
 
-from fhir_core.types import BooleanType, DecimalType, IdType, IntegerType, StringType, UriType
+from fhir_core.types import BooleanType, CodeType, DecimalType, IdType, IntegerType, StringType, UriType
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, with_config
 from typing_extensions import NotRequired, TypedDict
 
-from medcorr.fhir import CODE_SYSTEM, FINDING_EXTENSION, VERDICT_EXTENSION, describe_validation_error
+from medcorr.fhir import CHECK_CODE_SYSTEM, CODE_SYSTEM, FINDING_EXTENSION, VERDICT_EXTENSION, describe_validation_error
 from medcorr.finding import ErrorType
 
 ErrorTypeCode = Literal[tuple(error_type.value for error_type in ErrorType)]  # type: ignore[misc]
@@ -63,6 +63,7 @@ FindingParts = _extension_list(
     _sub_extension("correctedSentence", "valueString", StringType),
     _sub_extension("assertedBy", "valueString", StringType),
     _sub_extension("reason", "valueString", StringType),
+    _sub_extension("evidenceSpan", "valueString", StringType),
 )
 VerdictParts = _extension_list(
     _sub_extension("status", "valueString", StringType),
@@ -90,10 +91,20 @@ class VerdictExtension(TypedDict):
 
 
 @with_config(_CLOSED)
-class Coding(TypedDict):
+class ErrorTypeCoding(TypedDict):
     system: Literal[CODE_SYSTEM]  # type: ignore[valid-type]
     code: ErrorTypeCode
     display: StringType
+
+
+@with_config(_CLOSED)
+class CheckKindCoding(TypedDict):
+    system: Literal[CHECK_CODE_SYSTEM]  # type: ignore[valid-type]
+    code: CodeType
+    display: StringType
+
+
+Coding = Annotated[Union[ErrorTypeCoding, CheckKindCoding], Field(discriminator="system")]
 
 
 @with_config(_CLOSED)
