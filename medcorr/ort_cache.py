@@ -34,15 +34,22 @@ _HASH_CHUNK = 1 << 20
 EXTERNAL_MIN_BYTES = 1024
 
 
-def cache_dir() -> Path | None:
-    """The directory of cached optimized graphs, or None when caching is switched off."""
-    configured = os.environ.get(CACHE_ENV)
+def user_cache_dir(env: str, name: str) -> Path | None:
+    """A medcorr cache directory: ``$<env>`` when set (an empty value switches the cache off), else
+    ``$XDG_CACHE_HOME/medcorr/<name>`` or ``~/.cache/medcorr/<name>`` (``%LOCALAPPDATA%\\medcorr\\<name>`` on
+    Windows)."""
+    configured = os.environ.get(env)
     if configured is not None:
         return Path(configured).expanduser() if configured.strip() else None
     if sys.platform == "win32" and os.environ.get("LOCALAPPDATA"):
-        return Path(os.environ["LOCALAPPDATA"]) / "medcorr" / "ort"
+        return Path(os.environ["LOCALAPPDATA"]) / "medcorr" / name
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "medcorr" / "ort"
+    return Path(base) / "medcorr" / name
+
+
+def cache_dir() -> Path | None:
+    """The directory of cached optimized graphs, or None when caching is switched off."""
+    return user_cache_dir(CACHE_ENV, "ort")
 
 
 def disabled_optimizers(providers: Sequence[str]) -> list[str]:
