@@ -32,6 +32,7 @@ from medcorr.registry import detectors
 from medcorr.screening import DEFAULT_MAX_NOTE_CHARS, Screen, screen
 from medcorr.sentences import ClinicalSentencizer, write_sentence_starts
 from medcorr.substitutions import SUBSTITUTIONS_FILE
+from medcorr.verifiers.bank import EMBED_FILE
 from medcorr.verifiers.base import VerificationRequest, Verifier
 
 VERDICT_ATTR = "medcorr.verdict"
@@ -390,7 +391,7 @@ class MedcorrComponent(Pipe):
         (path / "cfg.json").write_text(json.dumps(self.cfg, indent=2), encoding="utf-8")
         model_dir = path / "model"
         model_dir.mkdir(exist_ok=True)
-        for name in (*self.detector.model_files, TOKENIZER_FILE, META_FILE, SUBSTITUTIONS_FILE):
+        for name in (*self.detector.model_files, TOKENIZER_FILE, META_FILE, SUBSTITUTIONS_FILE, EMBED_FILE):
             source = self.detector.model_dir / name
             if source.is_file() and source.resolve() != (model_dir / name).resolve():
                 shutil.copy(source, model_dir / name)

@@ -148,6 +148,7 @@ def test_to_disk_and_load_give_identical_scores(nlp, note, tmp_path):
     nlp.to_disk(tmp_path / "pipeline")
     for name in ("model.onnx", "model.unpadded.onnx", "model.data"):
         assert (tmp_path / "pipeline" / "medcorr" / "model" / name).is_file()
+    assert (tmp_path / "pipeline" / "medcorr" / "model" / "model.embed.onnx").is_file()
     assert (tmp_path / "pipeline" / "medcorr" / "model" / "tokenizer.json").is_file()
     loaded = spacy.load(tmp_path / "pipeline")
     assert loaded.get_pipe("medcorr").cfg == nlp.get_pipe("medcorr").cfg

@@ -269,7 +269,10 @@ def test_token_usage_and_calls_are_counted(stub):
 def test_response_format_options_reach_the_server(stub):
     server = stub(lambda body, i: (200, answer(False)))
     verifier(server.base_url, response_format="json_schema")([make_request()])
-    assert server.bodies[0]["response_format"]["json_schema"]["schema"]["required"][0] == "error"
+    schema = server.bodies[0]["response_format"]["json_schema"]["schema"]
+    assert schema["required"][0] == "error" and schema["properties"]["sentence"]["enum"] == [-1, 2, 3]
+    verifier(server.base_url, response_format="json_object_schema")([make_request()])
+    assert server.bodies[1]["response_format"] == {"type": "json_object", "schema": schema}
     with pytest.raises(ValueError, match="response_format"):
         verifier(server.base_url, response_format="yaml")
 

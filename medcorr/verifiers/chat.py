@@ -20,11 +20,14 @@ from medcorr.registry import verifiers
 from medcorr.verifiers.base import VerificationRequest
 from medcorr.verifiers.cache import ReplyCache
 from medcorr.verifiers.client import ChatClient, ChatFailure
-from medcorr.verifiers.prompt import ANSWER_SCHEMA, Answer, build_messages, parse_answer, prompt_key, reminder_messages
+from medcorr.verifiers.prompt import Answer, answer_schema, build_messages, parse_answer, prompt_key, reminder_messages
 
 logger = logging.getLogger(__name__)
 
-RESPONSE_FORMATS = ("none", "json_object", "json_schema")
+#: ``none``; ``json_object`` (any JSON); ``json_object_schema`` (``{"type": "json_object", "schema": ...}``:
+#: llama.cpp's server and llama-cpp-python constrain decoding to the answer's schema); ``json_schema``
+#: (OpenAI's structured outputs: vLLM, OpenAI, Azure OpenAI).
+RESPONSE_FORMATS = ("none", "json_object", "json_object_schema", "json_schema")
 #: What the evidence says about a verifier nobody measured.
 NOT_MEASURED = ("not measured by medcorr for this model: measure it on labelled notes with "
                 "'medcorr medec run --config ...' and record the result in the verifier's 'discrimination' setting")
@@ -113,21 +116,24 @@ class ChatVerifier:
         return [self._judge(request, answers) for request, answers in zip(requests, per_request)]
 
     # ------------------------------------------------------------------ one sample
-    def _settings(self, sample: int) -> dict[str, Any]:
+    def settings(self, request: VerificationRequest, sample: int = 0) -> dict[str, Any]:
+        """The sampling and format settings sent with sample ``sample`` of ``request``."""
         settings: dict[str, Any] = {"temperature": self.temperature if self.samples == 1 else self.sample_temperature,
                                     "max_tokens": self.max_tokens}
         if self.seed is not None:
             settings["seed"] = int(self.seed) + sample
         if self.response_format == "json_object":
             settings["response_format"] = {"type": "json_object"}
+        elif self.response_format == "json_object_schema":
+            settings["response_format"] = {"type": "json_object", "schema": answer_schema(request)}
         elif self.response_format == "json_schema":
             settings["response_format"] = {"type": "json_schema", "json_schema": {
-                "name": "medcorr_verdict", "strict": True, "schema": ANSWER_SCHEMA}}
+                "name": "medcorr_verdict", "strict": True, "schema": answer_schema(request)}}
         return settings
 
     def _answer(self, request: VerificationRequest, messages: list[dict[str, str]], sample: int) -> Answer | str:
         """A validated answer, or why there is none (one line, no note text)."""
-        settings = self._settings(sample)
+        settings = self.settings(request, sample)
         key = prompt_key(self.model, messages, settings)
         reply = self._reply(key, messages, settings)
         if isinstance(reply, ChatFailure):
@@ -205,7 +211,8 @@ def make_chat_verifier(base_url: str = "http://127.0.0.1:8000/v1", model: str = 
     - ``max_concurrency``: requests in flight at once, across all notes of a batch.
     - ``samples``: answers per note (self-consistency; majority wins, a tie is ``unverified``), drawn at
       ``sample_temperature``; with one sample, ``temperature`` (0 = greedy). ``seed`` (+ sample index).
-    - ``response_format``: ``none``, ``json_object`` or ``json_schema`` (constrained decoding, if the server has it).
+    - ``response_format``: ``none``, ``json_object``, ``json_object_schema`` (llama.cpp, llama-cpp-python) or
+      ``json_schema`` (vLLM, OpenAI): the schema variants constrain decoding to a valid answer.
     - ``examples``: retrieved solved examples per prompt (0 = none); ``example_bank``: a MEDEC-format CSV of
       your own solved notes (empty = the shipped MEDEC-MS validation notes, CC BY 4.0).
     - ``cache_dir``: disk cache of replies (a re-run makes no calls); ``discrimination``: what you measured

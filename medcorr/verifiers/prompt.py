@@ -44,18 +44,20 @@ ANSWER_FORMAT = (
     'is no error, "rationale": one short sentence}.'
 )
 
-#: JSON schema of the answer, for servers that constrain decoding (``response_format``).
-ANSWER_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "error": {"type": "boolean"},
-        "sentence": {"type": "integer"},
-        "corrected_sentence": {"type": "string"},
-        "rationale": {"type": "string"},
-    },
-    "required": ["error", "sentence", "corrected_sentence", "rationale"],
-    "additionalProperties": False,
-}
+def answer_schema(request: VerificationRequest) -> dict[str, Any]:
+    """JSON schema of the answer to ``request``, for servers that constrain decoding (``response_format``):
+    ``sentence`` is -1 or one of the sentences asked about."""
+    return {
+        "type": "object",
+        "properties": {
+            "error": {"type": "boolean"},
+            "sentence": {"type": "integer", "enum": [-1, *request.claim_sentences]},
+            "corrected_sentence": {"type": "string"},
+            "rationale": {"type": "string"},
+        },
+        "required": ["error", "sentence", "corrected_sentence", "rationale"],
+        "additionalProperties": False,
+    }
 
 
 @dataclass(frozen=True)
