@@ -190,6 +190,16 @@ def test_schema_types_hold_the_data_model_exactly():
     assert fields["source"].dataType == evidence_type()
 
 
+def test_import_medcorr_spark_loads_no_pyspark():
+    """pyspark is imported by the functions that need it, never by ``import medcorr`` or ``medcorr.spark``."""
+    import subprocess
+
+    code = ("import sys, medcorr, medcorr.pipeline, medcorr.spark; "
+            "loaded = [m for m in sys.modules if m == 'pyspark' or m.startswith('pyspark.')]; "
+            "assert not loaded, loaded")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
 # ------------------------------------------------------------------------ result_rows (no JVM)
 def test_result_rows_gives_bad_values_a_status_row(nlp):
     good = _fixture_notes()[0][1]
