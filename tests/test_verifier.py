@@ -406,3 +406,28 @@ examples = 0
     assert type(nlp.get_pipe("medcorr").verifier).__name__ == "VotingVerifier"
     verdict = nlp("Fever and cough. Chest x-ray shows consolidation. He is treated with amoxicillin.")._.medcorr
     assert verdict.flag is False and verdict.status is Status.CHECKED and server.calls == 2
+
+
+# ----------------------------------------------------------------------------- a real server (llm)
+
+
+@pytest.mark.llm
+def test_a_real_server_judges_notes_through_the_pipeline_and_a_rerun_is_cached(llm_server, tmp_path):
+    config = {"@medcorr_verifiers": "medcorr.ChatVerifier.v1", "base_url": llm_server.base_url,
+              "model": llm_server.model, "api_key_env": None, "examples": 1, "max_tokens": 96, "timeout": 300,
+              "response_format": "json_object_schema", "cache_dir": str(tmp_path)}
+    texts = [(Path(__file__).parent / "fixtures" / "notes" / name).read_text(encoding="utf-8")
+             for name in ("dka.txt", "uti_drug.txt")]
+    nlp = pipeline_with(config, checks=None)
+    verdicts = [doc._.medcorr for doc in nlp.pipe(texts)]
+    stats = nlp.get_pipe("medcorr").verifier.stats()
+    # SmolLM2-135M answers in the constrained schema; whether it judges well is not what this measures
+    assert all(v.status in (Status.CHECKED, Status.UNVERIFIED) for v in verdicts)
+    for verdict in verdicts:
+        assert (verdict.flag is None) == (verdict.status is Status.UNVERIFIED)
+        if verdict.flag:
+            assert verdict.findings[0].correction_source == verdict.source.name
+    assert len(texts) <= stats["calls"] <= 2 * len(texts) and stats["prompt_tokens"] > 200
+    rerun = pipeline_with(config, checks=None)
+    assert [doc._.medcorr for doc in rerun.pipe(texts)] == verdicts
+    assert rerun.get_pipe("medcorr").verifier.stats()["calls"] == 0
