@@ -39,8 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="medcorr",
         description=(
-            "Clinical-note error detection and correction. Finds suspicious diagnosis, management, "
-            "treatment, pharmacotherapy and causal-organism statements and proposes corrections."
+            "Clinical-note error detection for documentation review. Ranks each note's check-worthy "
+            "diagnosis, management, treatment, drug and organism statements, and asserts an error (with a "
+            "correction) only when a source with evidence says so: an evidence check, or a language-model "
+            "verifier you configure."
         ),
         epilog="Run 'medcorr COMMAND --help' for the options of a command.",
     )

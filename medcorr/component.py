@@ -375,7 +375,8 @@ class MedcorrComponent(Pipe):
         if self.generator is None:
             return
         requests = [CorrectionRequest(doc.text, tuple(spans), claim)
-                    for doc, spans, claims in zip(docs, sentence_spans, all_claims) for claim in claims]
+                    for doc, spans, claims in zip(docs, sentence_spans, all_claims) for claim in claims
+                    if not _is_whole_sentence(doc.text, spans[claim.sentence], claim)]
         if not requests:
             return
         for request, proposal in zip(requests, self.generator(requests)):
@@ -444,6 +445,12 @@ def _negated_ranges(doc: Doc) -> list[tuple[int, int]]:
                 scope = doc[scope[0]:scope[1]]
             ranges.append((scope.start_char, scope.end_char))
     return ranges
+
+
+def _is_whole_sentence(text: str, sentence: tuple[int, int], claim: Finding) -> bool:
+    """True for a claim that names no term, only its sentence (lexicon alternatives would rewrite it)."""
+    start, end = sentence
+    return text[start:end].strip() == text[claim.start:claim.end].strip()
 
 
 def _check_judgement(text: str, result: CheckResult) -> Judgement:
