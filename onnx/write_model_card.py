@@ -15,13 +15,16 @@ from medcorr.detector import weights_name
 from medcorr.train.evaluate import validation_record
 
 VARIANTS = (("torch_fp32", "PyTorch fp32"), ("onnx_fp32", "ONNX fp32"), ("onnx_int8", "ONNX int8 (shipped)"))
-METRICS = (("localisation", "localisation"), ("flag_accuracy", "flag acc."), ("sentence_accuracy", "sentence acc."),
-           ("auc", "flag AUC"))
+METRICS = (("localisation_top1", "top-1 localisation"), ("localisation_top2", "top-2"),
+           ("localisation_top3", "top-3"), ("flag_accuracy", "flag acc."), ("sentence_accuracy", "sentence acc."),
+           ("auc", "verdict AUC"))
 
 
 def _pm(summary: dict, key: str) -> str:
     mean, std = summary["mean"].get(key), summary["std"].get(key)
-    return "n/a" if mean is None else f"{mean:.3f} ± {std:.3f}"
+    if mean is None and key.endswith(".localisation_top1"):  # results written before top-k was recorded
+        mean, std = summary["mean"].get(key[: -len("_top1")]), summary["std"].get(key[: -len("_top1")])
+    return "n/a" if mean is None or mean != mean else f"{mean:.3f} ± {std:.3f}"
 
 
 def cv_table(summary: dict) -> str:
@@ -191,20 +194,27 @@ Precision / recall of the flag by threshold (mean over test folds), for triage u
 ## Levers tried for the verdict (each measured alone, same grouped folds)
 {levers_section(summary)}
 
+## Intended use
+Decision support for clinical documentation review: it ranks the statements of a note most worth
+re-reading. It is not a diagnostic device and does not decide what is medically right.
+
 ## What it can and cannot do
-- It **localises** well: the sentence that states the diagnosis / management / drug / organism is found in
-  most error notes. Use `mode = "highlight"` to show that sentence for double-checking.
-- Its **verdict** (is the statement wrong) is no better than chance in cross-validation: see the flag
-  AUC above, and flag accuracy at or below the "always error" baseline. Judging whether a diagnosis or drug
-  fits the findings needs medical knowledge that 574 notes cannot teach a 22M-parameter encoder. For
-  decisions, cascade the flagged sentence to a stronger verifier (`medcorr.OpenAIGenerator.v1`), or use
-  the detector to highlight what to double-check.
-- The int8 model is within 1 point of the fp32 model it came from on every metric above. Those int8
-  figures were scored with 64 windows per ONNX call; the runtime now runs one window per call on CPU, which
-  makes a note's score independent of its batch mates (dynamic quantization scales activations per call).
-  CPU sessions also leave out onnxruntime's SkipLayerNorm fusion (its CPU kernel is slow); what that
-  changes in the shipped model's scores is measured in the README's Performance section.
+- It **localises**: the sentence that states the note's diagnosis / management / drug / organism claim is
+  its top-ranked claim in most error notes, and among its top two in nearly all (table above). medcorr
+  reports the top 3 claims of every note as places to double-check.
+- Its **verdict** (is that statement wrong) is at chance in cross-validation: verdict AUC
+  {_pm(summary, "onnx_int8.auc")}, flag accuracy at or below the "always error" baseline. Judging whether
+  a diagnosis or drug fits the findings needs medical knowledge that 574 notes cannot teach a
+  22M-parameter encoder. medcorr therefore never lets this head flag a note on its own: the component
+  uses a detector's verdict only when its metadata records a cross-validated verdict AUC of at least 0.75
+  (`validation.verdict_auc`, written by `medcorr export --cv` or by this script). For verdicts, configure
+  a language-model verifier or rely on the evidence checks (see the README).
+- It proposes **no corrections**. The lexicon alternatives medcorr shows beside a claim are unranked
+  terms of the same family, for a reviewer, never a correction.
 - English only; trained on exam-style vignettes (MedQA-derived), not on real EHR notes.
+- The int8 model is within about 1 point of the fp32 model it came from on every metric above (scored
+  with 64 windows per ONNX call; the runtime runs one window per call on CPU, which makes a note's scores
+  independent of its batch mates).
 
 ## Verification of the export
 ONNX fp32 vs PyTorch max abs logit difference {meta['verification']['fp32_max_abs_diff']:.2e}; int8 vs
