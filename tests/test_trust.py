@@ -232,3 +232,25 @@ def test_verdict_json_round_trip_keeps_claims_evidence_and_unknown_flag():
                     Verdict(status=Status.CHECKED, flag=True, score=1.0, error_sentence=1, source=evidence,
                             claims=[claim()], findings=[error])):
         assert Verdict.from_dict(json.loads(json.dumps(verdict.to_dict()))) == verdict
+
+
+MEDEC = Path(__file__).resolve().parents[2] / "shared" / "medec" / "MEDEC-MS-ValidationSet-with-GroundTruth-and-ErrorType.csv"
+
+
+@pytest.mark.medec
+@pytest.mark.skipif(not MEDEC.is_file(), reason=f"needs {MEDEC}")
+def test_on_the_shared_medec_notes_the_default_writes_no_detector_flag_and_no_correction(default_nlp):
+    from medcorr.medec.io import read_medec
+    from medcorr.medec.run import run_medec
+
+    records = read_medec(MEDEC)
+    docs = [default_nlp.make_doc(r.text) for r in records]
+    verdicts = [doc._.medcorr for doc in default_nlp.pipe(docs, batch_size=32)]
+    assert all(v.source is None or v.source.kind is not SourceKind.DETECTOR for v in verdicts)
+    assert all(len(v.claims) == 3 for v in verdicts)
+    assert not any(f.correction or f.corrected_sentence for v in verdicts for f in (*v.claims, *v.findings))
+    lines = run_medec(default_nlp, records)
+    flagged = [line for line in lines if line.error_flag]
+    # only an evidence check may flag a note here, and a check writes the original sentence (no fix defined)
+    assert all(v.source.kind is SourceKind.CHECK for v in verdicts if v.flag)
+    assert len(flagged) == sum(bool(v.flag) for v in verdicts) <= len(records) // 100
