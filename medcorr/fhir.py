@@ -46,6 +46,15 @@ from email.message import Message
 from html.parser import HTMLParser
 from typing import Any, Iterator, Literal
 
+from medcorr.fhir_terms import (  # noqa: F401  (part of this module's API)
+    CHECK_CODE_SYSTEM,
+    CODE_SYSTEM,
+    FINDING_EXTENSION,
+    VERDICT_EXTENSION,
+    describe_validation_error,
+)
+from medcorr.fhir_terms import one_line as _one_line
+from medcorr.fhir_profile import check_output_bundle
 from medcorr.finding import ErrorType, Finding, SourceKind, Verdict
 
 FhirVersion = Literal["R4", "R5"]
@@ -57,15 +66,6 @@ OUTPUT_VALIDATIONS: tuple[str, ...] = ("profile", "classes")
 #: Default limit on the decoded size of one note (bytes of the attachment, before charset decoding).
 DEFAULT_MAX_NOTE_BYTES = 1024 * 1024
 
-#: The medcorr CodeSystem for ``DetectedIssue.code``: one code per :class:`ErrorType` (its ``value``).
-CODE_SYSTEM = "https://medcorr.dev/fhir/CodeSystem/error-type"
-#: A second ``DetectedIssue.code`` coding for errors asserted by an evidence check: the check's kind.
-CHECK_CODE_SYSTEM = "https://medcorr.dev/fhir/CodeSystem/check-kind"
-#: Extension on each ``DetectedIssue``: character offsets, score, sentence index, span text, the asserting
-#: sources and their reasons, and every span of the note a source cites (``evidenceSpan``, ``start-end``).
-FINDING_EXTENSION = "https://medcorr.dev/fhir/StructureDefinition/finding"
-#: Extension in ``Bundle.meta.extension``: note-level flag, score, model and medcorr version, source.
-VERDICT_EXTENSION = "https://medcorr.dev/fhir/StructureDefinition/verdict"
 #: Namespace for the deterministic (UUIDv5) ids of output Bundles and DetectedIssues.
 ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://medcorr.dev/fhir")
 
@@ -381,16 +381,6 @@ def validate_document(resource: dict[str, Any], fhir_version: FhirVersion = "R4"
         ) from None
 
 
-def describe_validation_error(error: Any, limit: int = 3) -> str:
-    """The first ``limit`` problems of a pydantic ``ValidationError`` as ``path: rule``; never the values."""
-    problems = []
-    for item in error.errors(include_input=False, include_url=False, include_context=False)[:limit]:
-        location = ".".join(str(part) for part in item.get("loc", ()))
-        problems.append(f"{location or '(root)'}: {_one_line(item.get('msg', ''))}")
-    more = f" (+{error.error_count() - limit} more)" if error.error_count() > limit else ""
-    return "; ".join(problems) + more
-
-
 def document_text(resource: Any, max_note_bytes: int = DEFAULT_MAX_NOTE_BYTES) -> str:
     """The note text of a ``DocumentReference`` (JSON dict or ``fhir.resources`` model).
 
@@ -566,10 +556,6 @@ def _fold_space(text: str) -> str:
     return re.sub(r"\s+", " ", str(text)).strip()
 
 
-def _one_line(text: str) -> str:
-    return re.sub(r"\s+", " ", str(text)).strip()[:200]
-
-
 # --------------------------------------------------------------------------------------------------
 # Output: verdict -> Bundle of DetectedIssues
 # --------------------------------------------------------------------------------------------------
@@ -720,8 +706,6 @@ def verdict_to_bundle(
     if entries:
         bundle["entry"] = entries
     if validation == "profile":
-        from medcorr.fhir_profile import check_output_bundle
-
         check_output_bundle(bundle, fhir_version)
     else:
         validate_with_classes(bundle, fhir_version)

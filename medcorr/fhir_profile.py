@@ -27,7 +27,7 @@ from fhir_core.types import BooleanType, CodeType, DecimalType, IdType, IntegerT
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, with_config
 from typing_extensions import NotRequired, TypedDict
 
-from medcorr.fhir import CHECK_CODE_SYSTEM, CODE_SYSTEM, FINDING_EXTENSION, VERDICT_EXTENSION, describe_validation_error
+from medcorr.fhir_terms import CHECK_CODE_SYSTEM, CODE_SYSTEM, FINDING_EXTENSION, VERDICT_EXTENSION, describe_validation_error
 from medcorr.finding import ErrorType
 
 ErrorTypeCode = Literal[tuple(error_type.value for error_type in ErrorType)]  # type: ignore[misc]

@@ -166,3 +166,18 @@ def test_verdict_to_bundle_refuses_an_invalid_score_and_unknown_validation():
             fhir.verdict_to_bundle(verdict, "DocumentReference/x", "R4", "m", validation=validation)
     with pytest.raises(ValueError, match="validation"):
         fhir.verdict_to_bundle(Verdict.empty(), "DocumentReference/x", "R4", "m", validation="none")
+
+
+def test_the_profile_and_the_mapping_do_not_import_each_other_in_a_cycle():
+    import ast
+    from pathlib import Path
+
+    package = Path(fhir.__file__).parent
+
+    def medcorr_imports(name: str) -> set[str]:
+        tree = ast.parse((package / f"{name}.py").read_text(encoding="utf-8"))
+        return {node.module for node in ast.walk(tree)
+                if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("medcorr.")}
+
+    assert "medcorr.fhir" not in medcorr_imports("fhir_profile")
+    assert medcorr_imports("fhir_terms") == set()
