@@ -400,7 +400,10 @@ class MedcorrComponent(Pipe):
     def from_disk(self, path: str | Path, *, exclude: Iterable[str] = ()) -> "MedcorrComponent":
         """Load what :meth:`to_disk` wrote."""
         path = Path(path)
-        self.cfg.update(json.loads((path / "cfg.json").read_text(encoding="utf-8")))
+        # the settings come from the pipeline's config (with any overrides given to spacy.load); cfg.json
+        # only fills settings that config lacks
+        for key, value in json.loads((path / "cfg.json").read_text(encoding="utf-8")).items():
+            self.cfg.setdefault(key, value)
         self._sentencizer = None
         self.detector = self._build_detector(path / "model")
         self.head = DetectorHead(self.detector.meta, self.cfg["threshold"])

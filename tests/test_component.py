@@ -153,6 +153,8 @@ def test_to_disk_and_load_give_identical_scores(nlp, note, tmp_path):
     loaded = spacy.load(tmp_path / "pipeline")
     assert loaded.get_pipe("medcorr").cfg == nlp.get_pipe("medcorr").cfg
     assert loaded(note)._.medcorr == nlp(note)._.medcorr
+    overridden = spacy.load(tmp_path / "pipeline", config={"components.medcorr.max_claims": 1})
+    assert overridden.get_pipe("medcorr").cfg["max_claims"] == 1 and len(overridden(note)._.medcorr.claims) == 1
 
 
 def test_existing_sentence_boundaries_are_kept(nlp):
