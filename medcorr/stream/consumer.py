@@ -19,6 +19,13 @@ and sent, but their revoked partitions are not committed (their new owner redoes
 unreachable at start or during the run is retried with backoff and logged; after ``broker_timeout``
 seconds the process exits with code 3.
 
+With a language-model verifier in the pipeline, a note it cannot judge (endpoint down or slow past its
+retries, answers rejected) comes out with status ``unverified`` (no DetectedIssue, header
+``medcorr.status: unverified``) and is committed like any other: the consumer never waits for the endpoint
+to come back, and never reports "no error" for such a note. Kafka is not polled while the verifier works,
+so ``max_poll_interval_ms`` is sized at start to the verifier's worst case between two polls
+(:mod:`medcorr.stream.sizing`: a value set below it is refused with exit code 2, an unset one is raised).
+
 Logs carry ids, offsets, codes and counts; never note text (kafka-python's own DEBUG logging, which
 prints request payloads, is capped at INFO).
 """
@@ -34,7 +41,7 @@ from typing import Any, Callable, Iterator
 
 from medcorr import __version__
 from medcorr.fhir import BadInputError, NoteInput, read_notes, verdict_to_bundle
-from medcorr.finding import Verdict
+from medcorr.finding import Status, Verdict
 from medcorr.pipeline import verdict_of
 from medcorr.stream.config import StreamConfig
 from medcorr.stream.metrics import StreamMetrics
@@ -50,6 +57,7 @@ from medcorr.stream.records import (
     output_record,
     qualified_name,
 )
+from medcorr.stream.sizing import KAFKA_DEFAULT_MAX_POLL_INTERVAL_MS, poll_budget, verifier_of
 
 logger = logging.getLogger("medcorr.stream")
 
@@ -180,6 +188,8 @@ class RunSummary:
     messages: int = 0
     processed: int = 0
     flagged: int = 0
+    #: of the processed notes, those a configured verifier could not judge (status ``unverified``)
+    unverified: int = 0
     dead_lettered: int = 0
     batches: int = 0
     exit_code: int = EXIT_OK
@@ -245,6 +255,11 @@ class StreamProcessor:
         self._consecutive_pipeline_errors = 0
         self._joined = False
         self._last_lag = 0.0
+        #: ``max_poll_interval_ms`` raised for a slow verifier (None: the settings' own value)
+        self._max_poll_interval_ms: int | None = None
+        verifier = verifier_of(nlp)
+        if verifier is not None and callable(getattr(verifier, "stats", None)):
+            self.metrics.attach_verifier(verifier)
         self.metrics.info.set(
             1, version=__version__, model_version=self.model_version, fhir_version=config.fhir_version
         )
@@ -274,6 +289,7 @@ class StreamProcessor:
         _warn_if_slow_checksums()
         code = EXIT_OK
         try:
+            self._size_poll_interval()
             self._connect()
             if not self.stopping:
                 self._loop()
@@ -287,13 +303,49 @@ class StreamProcessor:
         self.summary.exit_code = code
         summary = self.summary
         logger.info(
-            "stopped (%s): exit=%d messages=%d processed=%d flagged=%d dead_lettered=%d batches=%d",
-            summary.reason, code, summary.messages, summary.processed, summary.flagged,
+            "stopped (%s): exit=%d messages=%d processed=%d flagged=%d unverified=%d dead_lettered=%d batches=%d",
+            summary.reason, code, summary.messages, summary.processed, summary.flagged, summary.unverified,
             summary.dead_lettered, summary.batches,
         )
         return code
 
     # ------------------------------------------------------------------ connection
+
+    def _size_poll_interval(self) -> None:
+        """Make ``max_poll_interval_ms`` cover the verifier's worst case between two polls
+        (:mod:`medcorr.stream.sizing`): refuse a value set below it (exit 2), raise kafka-python's default
+        to it when none is set."""
+        config = self.config
+        budget = poll_budget(self.nlp, config.batch_size, pipe_batch_size(self.nlp, config.batch_size))
+        if budget is None:
+            return
+        needed = budget.needed_ms
+        given = config.consumer_settings().get("max_poll_interval_ms")
+        if needed is None:
+            logger.warning(
+                "cannot bound the time between two polls: %s; make sure max_poll_interval_ms (now %s ms) "
+                "exceeds it, or the consumer leaves its group while the verifier works",
+                budget.describe(), given if given is not None else KAFKA_DEFAULT_MAX_POLL_INTERVAL_MS,
+            )
+            return
+        # the liveness probe must not call a process that waits on its verifier dead
+        self.metrics.stale_after = max(self.metrics.stale_after, needed / 1000)
+        if given is not None:
+            if int(given) < needed:
+                raise ConnectorConfigError(
+                    f"max_poll_interval_ms={int(given)} is too small for the verifier: between two polls it may "
+                    f"take {budget.describe()}; set max_poll_interval_ms >= {needed}, or leave it unset (medcorr "
+                    f"then sets it), or lower batch_size or the verifier's timeout, max_retries or samples"
+                )
+            logger.info("max_poll_interval_ms=%d covers the verifier (%s)", int(given), budget.describe())
+            return
+        if needed > KAFKA_DEFAULT_MAX_POLL_INTERVAL_MS:
+            self._max_poll_interval_ms = needed
+            logger.info("max_poll_interval_ms raised from %d to %d for the verifier (%s)",
+                        KAFKA_DEFAULT_MAX_POLL_INTERVAL_MS, needed, budget.describe())
+        else:
+            logger.info("max_poll_interval_ms=%d covers the verifier (%s)", KAFKA_DEFAULT_MAX_POLL_INTERVAL_MS,
+                        budget.describe())
 
     def _consumer_kwargs(self) -> dict[str, Any]:
         config = self.config
@@ -306,6 +358,8 @@ class StreamProcessor:
         }
         if config.client_id:
             kwargs["client_id"] = config.client_id
+        if self._max_poll_interval_ms is not None:
+            kwargs["max_poll_interval_ms"] = self._max_poll_interval_ms
         kwargs.update(config.consumer_settings())
         return kwargs
 
@@ -577,6 +631,10 @@ class StreamProcessor:
             else:
                 summary.processed += 1
                 self.metrics.processed.inc()
+                if item.verdict is not None:
+                    self.metrics.outputs.inc(status=item.verdict.status.value)
+                    if item.verdict.status is Status.UNVERIFIED:
+                        summary.unverified += 1
                 if item.verdict is not None and item.verdict.flag:
                     summary.flagged += 1
                     self.metrics.flagged.inc()
@@ -825,8 +883,8 @@ class StreamProcessor:
         self._last_progress = now
         s = self.summary
         logger.info(
-            "progress: messages=%d processed=%d flagged=%d dead_lettered=%d lag=%d",
-            s.messages, s.processed, s.flagged, s.dead_lettered, int(self.metrics.lag.total()),
+            "progress: messages=%d processed=%d flagged=%d unverified=%d dead_lettered=%d lag=%d",
+            s.messages, s.processed, s.flagged, s.unverified, s.dead_lettered, int(self.metrics.lag.total()),
         )
 
     # ------------------------------------------------------------------ rebalance

@@ -7,6 +7,8 @@ Served by :func:`start_metrics_server` on ``/metrics`` (and a liveness probe on 
                                 least one record of the message was dead-lettered, else ``ok``
 ``notes_processed_total``       notes checked and written to the output topic
 ``notes_flagged_total``         of those, notes whose verdict is flagged
+``outputs_total``               output records written and committed, by the note's ``status``
+                                (``checked``, ``claims_only``, ``unverified``, ``no_claims``, ...)
 ``dead_lettered_total``         records written to the dead-letter topic, by ``code``
 ``pipeline_errors_total``       exceptions raised by the spaCy pipeline for a note
 ``produce_failures_total``      sends that failed after the producer's own retries
@@ -15,6 +17,14 @@ Served by :func:`start_metrics_server` on ``/metrics`` (and a liveness probe on 
 ``note_latency_seconds``        histogram: poll of the batch -> output acknowledged, per note
 ``batch_seconds``               histogram: one batch, polled -> committed
 ``info``                        constant 1 with ``version``, ``model_version``, ``fhir_version`` labels
+
+With a verifier in the pipeline (its ``stats()`` counters, counted from the start of the process):
+
+``verifier_calls_total``              HTTP requests sent to the verifier's endpoint (retries included)
+``verifier_prompt_tokens_total``      prompt tokens the endpoint reported
+``verifier_completion_tokens_total``  completion tokens the endpoint reported
+``verifier_cache_hits_total``         answers taken from the verifier's disk cache
+``verifier_unverified_notes_total``   notes the verifier could not judge (no answer, rejected answers, a tie)
 """
 from __future__ import annotations
 
@@ -22,7 +32,7 @@ import logging
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Iterable
+from typing import Any, Callable, Iterable
 
 logger = logging.getLogger("medcorr.stream.metrics")
 
@@ -155,6 +165,43 @@ class Histogram(_Metric):
         return lines
 
 
+class StatsCounter(_Metric):
+    """A counter read at scrape time from ``read()`` (a library's own running count), minus its value when
+    the counter was created."""
+
+    kind = "counter"
+
+    def __init__(self, name: str, help_text: str, read: Callable[[], float]) -> None:
+        super().__init__(name, help_text)
+        self._read = read
+        self._base = self._safe_read()
+
+    def _safe_read(self) -> float:
+        try:
+            return float(self._read())
+        except Exception:  # noqa: BLE001 (a scrape must never fail on a counter)
+            return 0.0
+
+    def value(self) -> float:
+        """The count since this counter was created."""
+        return max(0.0, self._safe_read() - self._base)
+
+    def render(self) -> list[str]:
+        return self.header() + [f"{self.name} {_number(self.value())}"]
+
+
+#: ``stats()`` key of a verifier -> (metric name, help)
+VERIFIER_STATS = {
+    "calls": ("verifier_calls_total", "HTTP requests sent to the verifier's endpoint, retries included."),
+    "prompt_tokens": ("verifier_prompt_tokens_total", "Prompt tokens reported by the verifier's endpoint."),
+    "completion_tokens": ("verifier_completion_tokens_total",
+                          "Completion tokens reported by the verifier's endpoint."),
+    "cache_hits": ("verifier_cache_hits_total", "Verifier answers taken from its disk cache."),
+    "failures": ("verifier_unverified_notes_total",
+                 "Notes the verifier could not judge (no answer, rejected answers, a tie): status unverified."),
+}
+
+
 class StreamMetrics:
     """All metrics of one stream process."""
 
@@ -162,6 +209,7 @@ class StreamMetrics:
         self.messages = Counter("messages_total", "Input messages handled and committed, by outcome.")
         self.processed = Counter("notes_processed_total", "Notes checked and written to the output topic.")
         self.flagged = Counter("notes_flagged_total", "Checked notes whose verdict is flagged.")
+        self.outputs = Counter("outputs_total", "Output records written and committed, by the note's status.")
         self.dead_lettered = Counter("dead_lettered_total", "Records written to the dead-letter topic, by code.")
         self.pipeline_errors = Counter("pipeline_errors_total", "Exceptions raised by the pipeline for a note.")
         self.produce_failures = Counter("produce_failures_total", "Sends that failed after producer retries.")
@@ -170,13 +218,27 @@ class StreamMetrics:
         self.latency = Histogram("note_latency_seconds", "Per note: batch polled -> output acknowledged.")
         self.batch = Histogram("batch_seconds", "One batch: polled -> committed.")
         self.info = Gauge("info", "Build information (constant 1).")
+        #: the verifier's counters (:data:`VERIFIER_STATS`), once :meth:`attach_verifier` was called
+        self.verifier: dict[str, StatsCounter] = {}
         self.last_loop = time.monotonic()
+        #: seconds without a turn of the main loop after which ``/healthz`` answers 503 (the connector
+        #: raises it to the verifier's worst case between two polls)
+        self.stale_after = 300.0
+
+    def attach_verifier(self, verifier: Any) -> None:
+        """Export ``verifier.stats()`` (calls, tokens, cache hits, unverified notes) from now on."""
+        def reader(key: str) -> Callable[[], float]:
+            return lambda: float(verifier.stats().get(key, 0))
+
+        self.verifier = {key: StatsCounter(name, help_text, reader(key))
+                         for key, (name, help_text) in VERIFIER_STATS.items()}
 
     def all(self) -> list[_Metric]:
         """Every metric, in exposition order."""
         return [
-            self.messages, self.processed, self.flagged, self.dead_lettered, self.pipeline_errors,
+            self.messages, self.processed, self.flagged, self.outputs, self.dead_lettered, self.pipeline_errors,
             self.produce_failures, self.commits, self.lag, self.latency, self.batch, self.info,
+            *self.verifier.values(),
         ]
 
     def render(self) -> str:
@@ -192,11 +254,12 @@ class StreamMetrics:
 
 
 def start_metrics_server(
-    metrics: StreamMetrics, host: str = "0.0.0.0", port: int = 0, stale_after: float = 300.0
+    metrics: StreamMetrics, host: str = "0.0.0.0", port: int = 0, stale_after: float | None = None
 ) -> ThreadingHTTPServer:
     """Serve ``/metrics`` and ``/healthz`` in a daemon thread; returns the server (``server_address``).
 
-    ``/healthz`` answers 503 when the main loop has not iterated for ``stale_after`` seconds.
+    ``/healthz`` answers 503 when the main loop has not iterated for ``stale_after`` seconds (default:
+    ``metrics.stale_after``, read at each request).
     """
 
     class Handler(BaseHTTPRequestHandler):
@@ -207,7 +270,7 @@ def start_metrics_server(
                 self._reply(200, body, "text/plain; version=0.0.4; charset=utf-8")
             elif path == "/healthz":
                 age = time.monotonic() - metrics.last_loop
-                ok = age < stale_after
+                ok = age < (metrics.stale_after if stale_after is None else stale_after)
                 self._reply(200 if ok else 503, f"{'ok' if ok else 'stale'} {age:.1f}s\n".encode(), "text/plain")
             else:
                 self._reply(404, b"not found\n", "text/plain")
