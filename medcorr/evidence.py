@@ -135,7 +135,8 @@ def combine(judgements: Sequence[Judgement], has_claims: bool, unjudged_reason: 
     """The note's decision from its sources' judgements.
 
     Any asserted error flags the note (the highest-priority source leads, see :data:`SOURCE_PRIORITY`);
-    otherwise a source that found no error clears it; otherwise a failed source leaves it ``unverified``;
+    otherwise a source that found no error clears it (the reason also names any source that failed, e.g. a
+    verifier that timed out beside a trusted detector head); otherwise a failed source leaves it ``unverified``;
     otherwise nothing judged it (``claims_only``, or ``no_claims`` for a note without claims).
     """
     ordered = sorted(judgements, key=lambda j: SOURCE_PRIORITY.index(j.evidence.kind))
@@ -146,13 +147,14 @@ def combine(judgements: Sequence[Judgement], has_claims: bool, unjudged_reason: 
         return Decision(Status.CHECKED, flag=True, score=lead.score, source=lead.evidence, findings=findings,
                         reason=f"error asserted by {lead.evidence.name}")
     cleared = [j for j in ordered if j.error is False]
+    failed = [j for j in ordered if j.error is None]
+    failures = "; ".join(f"{j.evidence.name} failed: {j.evidence.reason}" for j in failed)
     if cleared:
         lead = cleared[0]
         return Decision(Status.CHECKED, flag=False, score=lead.score, source=lead.evidence,
-                        reason=f"no error found by {lead.evidence.name}")
-    failed = [j for j in ordered if j.error is None]
+                        reason="; ".join(filter(None, [f"no error found by {lead.evidence.name}", failures])))
     if failed:
-        return Decision(Status.UNVERIFIED, reason="; ".join(f"{j.evidence.name}: {j.evidence.reason}" for j in failed))
+        return Decision(Status.UNVERIFIED, reason=failures)
     if not has_claims:
         return Decision(Status.NO_CLAIMS, reason="the note states no claim medcorr can check")
     return Decision(Status.CLAIMS_ONLY, reason=unjudged_reason)

@@ -218,6 +218,9 @@ def test_combine_prefers_a_proven_conflict_and_reports_failures():
     assert decision.flag is True and decision.source is check and decision.error_sentence == 2
     cleared = combine([Judgement(verifier, False, 0.1)], True, "x")
     assert cleared.flag is False and cleared.status is Status.CHECKED
+    detector = Evidence(SourceKind.DETECTOR, "head", confidence=0.2)
+    fallback = combine([Judgement(failed, None), Judgement(detector, False, 0.2)], True, "x")
+    assert fallback.flag is False and fallback.source is detector and "verifier failed: timed out" in fallback.reason
     unverified = combine([Judgement(failed, None)], True, "x")
     assert unverified.flag is None and unverified.status is Status.UNVERIFIED and "timed out" in unverified.reason
     assert combine([], True, "why").status is Status.CLAIMS_ONLY
