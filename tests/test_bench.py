@@ -226,6 +226,12 @@ def test_markdown_names_the_machine_and_every_row(report):
     assert "|---" in text
 
 
+def test_no_verifier_configured_no_verifier_section(report):
+    assert "verifier" not in report and "Verifier" not in render_markdown(
+        {k: v for k, v in report.items() if not k.startswith("_")})
+    assert "bench: verifier" not in report["_stderr"]
+
+
 def test_no_note_text_in_output(report):
     notes, _ = load_notes(None, LIMIT)
     output = json.dumps({k: v for k, v in report.items() if not k.startswith("_")}) + report["_stderr"]

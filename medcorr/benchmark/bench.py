@@ -17,6 +17,10 @@ and the same thread count, after a warm-up:
 * where the int8 detector's time goes: onnxruntime's kernel times by op class (int8 matmuls, attention
   matmuls, softmax, layer norm, GELU, the rest) over a sample of notes, and the matmul fraction it would
   reach if only its int8 matmuls took time.
+* with ``--config CFG`` naming a pipeline with a language-model verifier: that pipeline end to end through
+  ``nlp.pipe`` at each verifier ``max_concurrency`` of a sweep, against a plain concurrent client sending the
+  same request bodies, with the verifier's calls, tokens, cache hits and unverified notes per note, and a
+  cached re-run (:mod:`medcorr.benchmark.verifier`). Without a verifier nothing of this runs.
 
 Each variant runs in its own subprocess, so that its peak RSS is its own and one variant's allocations or
 thread pools do not slow the next. The ``--repeat`` passes are rounds: each round runs every measurement
@@ -149,6 +153,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--checkpoint", metavar="DIR",
                         help="the PyTorch checkpoint of the same weights (medcorr train output), for the "
                              "PyTorch fp32 variant; needs the 'train' extra")
+    verifier = parser.add_argument_group(
+        "verifier stage", "measured only when --config names a pipeline whose medcorr component has a verifier")
+    verifier.add_argument("--config", metavar="CFG",
+                          help="a pipeline .cfg or saved pipeline directory with a verifier (e.g. "
+                               "pipelines/medcorr_verifier_llamacpp.cfg): adds the verifier section, that pipeline "
+                               "through nlp.pipe against a plain client sending the same requests")
+    verifier.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="settings",
+                          help="override a setting of the --config pipeline (dotted config path, value read as "
+                               "JSON when it parses), e.g. --set components.medcorr.verifier.base_url="
+                               "http://127.0.0.1:8080/v1; repeatable")
+    verifier.add_argument("--verifier-concurrency", type=int, nargs="+", metavar="N",
+                          help="the verifier max_concurrency values to measure (default: 1 and the config's)")
+    verifier.add_argument("--verifier-only", action="store_true",
+                          help="measure the verifier section only (skip the detector, pipeline, cold-start and "
+                               "matmul measurements)")
     parser.set_defaults(func=run_bench)
 
 
@@ -164,16 +183,97 @@ def run_bench(args: argparse.Namespace) -> int:
         raise UsageError(f"--threads must be 0 (all cores) or more, got {args.threads}")
     if args.limit < 0:
         raise UsageError(f"--limit must be 0 (all) or more, got {args.limit}")
-    report = benchmark(
-        notes_csv=args.notes, model_dir=args.model_dir, checkpoint=args.checkpoint, repeat=args.repeat,
-        batch_size=args.batch_size, threads=args.threads or _available_cores(), limit=args.limit,
-        window_batch=args.window_batch,
-    )
+    verifier = verifier_plan(args)
+    if args.verifier_only:
+        report = verifier_benchmark(args.notes, args.limit, args.batch_size, args.repeat, verifier)
+    else:
+        report = benchmark(
+            notes_csv=args.notes, model_dir=args.model_dir, checkpoint=args.checkpoint, repeat=args.repeat,
+            batch_size=args.batch_size, threads=args.threads or _available_cores(), limit=args.limit,
+            window_batch=args.window_batch, verifier=verifier,
+        )
     if args.json:
         print(json.dumps(report, indent=2))
     else:
         print(render_markdown(report))
     return 0
+
+
+def verifier_plan(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The verifier measurement the arguments ask for (config, overrides, sweep), or None without one.
+
+    The config is only read here, never built: the pipeline and its verifier are built in the verifier
+    worker, so a bench without ``--config`` (or with a config that has no verifier) sends no request."""
+    from medcorr.benchmark.verifier import find_verifier, parse_settings
+
+    settings = getattr(args, "settings", None) or []
+    concurrencies = getattr(args, "verifier_concurrency", None)
+    if not getattr(args, "config", None):
+        if settings or concurrencies or getattr(args, "verifier_only", False):
+            raise UsageError("--set, --verifier-concurrency and --verifier-only need --config (a pipeline with a "
+                             "verifier)")
+        return None
+    try:
+        overrides = parse_settings(settings)
+        where = find_verifier(args.config, overrides)
+    except (ValueError, FileNotFoundError, OSError) as error:
+        raise UsageError(f"--config: {error}") from None
+    except Exception as error:  # noqa: BLE001 - a config spaCy cannot read (thinc's ConfigValidationError ...)
+        raise UsageError(f"--config {args.config}: {type(error).__name__}: {str(error).splitlines()[0][:200]}") from None
+    if where is None:
+        if args.verifier_only or concurrencies:
+            raise UsageError(f"--config {args.config}: its medcorr component has no verifier, so there is no "
+                             "verifier stage to measure")
+        return {"config": str(args.config), "overrides": overrides, "status": "skipped",
+                "note": f"--config {args.config} has no verifier: no verifier section"}
+    if concurrencies and any(c < 1 for c in concurrencies):
+        raise UsageError(f"--verifier-concurrency values must be at least 1, got {concurrencies}")
+    if concurrencies and not where.plain_client:
+        raise UsageError(f"--verifier-concurrency needs medcorr.ChatVerifier.v1 as the verifier (this config has "
+                         f"{where.function}): set each member's max_concurrency in the config instead")
+    if where.plain_client:
+        sweep = sorted(set(concurrencies or [1, where.max_concurrency or 1]))
+    else:
+        sweep = []
+    return {"config": str(args.config), "overrides": overrides, "status": "planned", "component": where.component,
+            "function": where.function, "max_concurrency": where.max_concurrency, "concurrencies": sweep}
+
+
+def run_verifier(plan: dict[str, Any], notes: Sequence[tuple[str, Any]], batch_size: int,
+                 repeat: int) -> dict[str, Any]:
+    """The report's ``verifier`` section: the verifier worker's result (in a fresh interpreter) with the
+    config, overrides and targets."""
+    from medcorr.benchmark.verifier import evaluate_targets
+
+    spec = {"kind": "verifier", "config": plan["config"], "overrides": plan["overrides"],
+            "component": plan["component"], "function": plan["function"],
+            "max_concurrency": plan["max_concurrency"], "concurrencies": plan["concurrencies"],
+            "rounds": repeat, "batch_size": batch_size, "texts": [text for text, _ in notes]}
+    _progress(f"verifier stage of {plan['config']}: {len(notes)} notes, max_concurrency "
+              f"{', '.join(map(str, plan['concurrencies'])) or 'from the config'}, {repeat} round(s)")
+    result = _run_worker(spec)
+    section = {"config": plan["config"], "overrides": plan["overrides"], **result}
+    if section.get("status") == "ok":
+        section["targets"] = evaluate_targets(section)
+    return section
+
+
+def verifier_benchmark(notes_csv: str | None, limit: int, batch_size: int, repeat: int,
+                       plan: dict[str, Any] | None) -> dict[str, Any]:
+    """``--verifier-only``: the machine, the settings and the verifier section (no runtime measurements)."""
+    if plan is None or plan.get("status") != "planned":  # pragma: no cover - refused by verifier_plan
+        raise UsageError("--verifier-only needs --config with a verifier")
+    load_before = _load_average()
+    _progress("reading notes")
+    notes, source = load_notes(notes_csv, limit)
+    section = run_verifier(plan, notes, batch_size, repeat)
+    return {
+        "machine": _machine(load_before),
+        "settings": {"notes_source": source, "notes": len(notes), "batch_size_notes": batch_size, "repeat": repeat,
+                     "verifier_only": True},
+        "verifier": section,
+        "notes": [section["note"]] if section.get("status") != "ok" and section.get("note") else [],
+    }
 
 
 # ====================================================================================== the notes
@@ -305,6 +405,13 @@ def _load_average() -> list[float] | None:
         return None
 
 
+def _machine(load_before: list[float] | None) -> dict[str, Any]:
+    """The report's ``machine`` section (the load average after: now)."""
+    return {"cpu": _cpu_model(), "cores": os.cpu_count(), "usable_cores": _available_cores(),
+            "platform": platform.platform(), "python": platform.python_version(), **_versions(),
+            "load_average_before": load_before, "load_average_after": _load_average()}
+
+
 def _fp32_file(model_dir: Path) -> Path:
     from medcorr.detector import META_FILE
 
@@ -320,8 +427,10 @@ def _torch_missing() -> str | None:
 
 
 def benchmark(notes_csv: str | None, model_dir: str | None, checkpoint: str | None, repeat: int,
-              batch_size: int, threads: int, limit: int = 0, window_batch: int = 0) -> dict[str, Any]:
-    """Run every measurement and return the report (the ``--json`` object)."""
+              batch_size: int, threads: int, limit: int = 0, window_batch: int = 0,
+              verifier: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run every measurement and return the report (the ``--json`` object). ``verifier`` (from
+    :func:`verifier_plan`) adds the ``verifier`` section, measured after the runtime rounds."""
     from medcorr.detector import CPU, META_FILE, MODEL_FILE, default_model_dir, resolve_batch_size
 
     window_batch = resolve_batch_size(window_batch, [CPU])
@@ -388,11 +497,7 @@ def benchmark(notes_csv: str | None, model_dir: str | None, checkpoint: str | No
     _add_efficiency(variants, flops, matmul)
     _add_profile_bound(profile, variants["onnx_int8"])
     report = {
-        "machine": {
-            "cpu": _cpu_model(), "cores": os.cpu_count(), "usable_cores": _available_cores(),
-            "platform": platform.platform(), "python": platform.python_version(), **_versions(),
-            "load_average_before": load_before, "load_average_after": _load_average(),
-        },
+        "machine": _machine(load_before),
         "settings": {"notes_source": source, "notes": len(notes), "sentences": sentences,
                      "batch_size_notes": batch_size, "window_batch": window_batch, "threads": threads, "repeat": repeat,
                      "model_dir": str(model_path), "checkpoint": checkpoint},
@@ -406,6 +511,11 @@ def benchmark(notes_csv: str | None, model_dir: str | None, checkpoint: str | No
         "targets": evaluate_targets(variants, pipelines, cold),
         "notes": skipped + _notes_of(matmul, flops, pipelines, cold),
     }
+    if verifier is not None and verifier.get("status") == "planned":
+        report["verifier"] = run_verifier(verifier, notes, batch_size, repeat)
+        report["machine"]["load_average_after"] = _load_average()
+    elif verifier is not None:
+        report["notes"].append(verifier["note"])
     return report
 
 
@@ -698,7 +808,10 @@ def _fmt(value: Any, digits: int = 1) -> str:
 
 
 def render_markdown(report: dict[str, Any]) -> str:
-    """The report as a Markdown section (machine, workload, one table per measurement, targets)."""
+    """The report as a Markdown section (machine, workload, one table per measurement, targets; the
+    verifier section when one was measured)."""
+    if "detector" not in report:  # --verifier-only
+        return _render_verifier_only(report)
     machine, settings, workload = report["machine"], report["settings"], report.get("workload", {})
     load = machine.get("load_average_before")
     lines = [
@@ -787,6 +900,27 @@ def render_markdown(report: dict[str, Any]) -> str:
     for target in report["targets"].values():
         met = {True: "yes", False: "**no**", None: "not measured"}[target["met"]]
         lines.append(f"| {target['description']} | {_fmt(target['value'], 2)} | {target['target']} | {met} |")
+    if "verifier" in report:
+        from medcorr.benchmark.verifier import markdown_lines
+
+        lines += markdown_lines(report["verifier"], _fmt)
+    if report["notes"]:
+        lines += [""] + [f"- {note}" for note in report["notes"]]
+    return "\n".join(lines)
+
+
+def _render_verifier_only(report: dict[str, Any]) -> str:
+    from medcorr.benchmark.verifier import markdown_lines
+
+    machine, settings = report["machine"], report["settings"]
+    load = machine.get("load_average_before")
+    lines = ["## Performance: verifier stage", "",
+             f"Machine: {machine['cpu']}, {machine['usable_cores']} cores usable ({machine['cores']} online); "
+             f"Python {machine['python']}. Load average before the run: "
+             f"{', '.join(map(str, load)) if load else 'unknown'}; after: "
+             f"{', '.join(map(str, machine.get('load_average_after') or [])) or 'unknown'}. "
+             f"Notes: {settings['notes']} from {settings['notes_source']}."]
+    lines += markdown_lines(report["verifier"], _fmt)
     if report["notes"]:
         lines += [""] + [f"- {note}" for note in report["notes"]]
     return "\n".join(lines)
@@ -1155,9 +1289,19 @@ def _matmul_worker(spec: dict[str, Any]) -> dict[str, Any]:
     return best_rate(spec["threads"])
 
 
+def _verifier_worker(spec: dict[str, Any]) -> dict[str, Any]:
+    """The verifier section (:func:`medcorr.benchmark.verifier.verifier_worker`); a failure is a result."""
+    from medcorr.benchmark.verifier import verifier_worker
+
+    try:
+        return verifier_worker(spec)
+    except Exception as error:  # noqa: BLE001 - a broken pipeline or endpoint is a result, not a crash
+        return {"status": "error", "note": f"verifier stage failed: {_safe_error(error)}"}
+
+
 WORKERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "detector": _detector_worker, "pipeline": _pipeline_worker, "matmul": _matmul_worker,
-    "profile": _profile_worker,
+    "profile": _profile_worker, "verifier": _verifier_worker,
 }
 
 
