@@ -203,6 +203,8 @@ def verifier_worker(spec: dict[str, Any]) -> dict[str, Any]:
         finally:
             bodies = recorder.close() if recorder is not None else []
         rerun = medcorr_pass(nlp, verifier, texts, batch_size)
+        _progress(f"  first pass: {fill['calls']} calls in {fill['seconds']:.1f} s; cached re-run: "
+                  f"{rerun['calls']} calls, {rerun['cache_hits']} cache hits")
         name = str(getattr(verifier, "name", where.function))
         client = getattr(verifier, "client", None)
         del nlp, verifier
@@ -228,12 +230,16 @@ def verifier_worker(spec: dict[str, Any]) -> dict[str, Any]:
             for what in order:
                 if what == "plain":
                     if bodies:
-                        timed[concurrency]["plain"].append(
-                            plain_client(url, headers, bodies, concurrency or 1, timeout))
+                        result = plain_client(url, headers, bodies, concurrency or 1, timeout)
+                        timed[concurrency]["plain"].append(result)
+                        _progress(f"  plain client: {len(texts) / result['seconds']:.3f} notes/s, "
+                                  f"{result['requests']} requests, {result['failed']} failed")
                     continue
                 result = medcorr_pass(*pipelines[concurrency], texts, batch_size)
                 timed[concurrency]["medcorr"].append(result)
                 passes.append({"kind": "timed", "concurrency": concurrency, "round": r + 1, **result})
+                _progress(f"  medcorr: {len(texts) / result['seconds']:.3f} notes/s, {result['calls']} calls, "
+                          f"{result['statuses'].get('unverified', 0)} unverified")
     rows = [summarise_row(concurrency, timed[concurrency]["medcorr"], timed[concurrency]["plain"], len(texts))
             for concurrency in sweep]
     return {"status": "ok", "verifier": name, "notes": len(texts), "rounds": rounds, "batch_size": batch_size,
