@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 #: Under the equal-variance binormal model, AUC = Phi(d'/sqrt 2) and the best accuracy on balanced classes
 #: is Phi(d'/2): AUC 0.75 allows at most about 0.68 flag accuracy, about what a 32B-parameter language
 #: model reaches on MEDEC (0.69). A weaker head would be wrong on about a third of the notes it judges or
-#: more; the shipped head's 0.47 is chance.
+#: more; the shipped head's 0.48 is chance.
 DETECTOR_AUC_FLOOR = 0.75
 
 #: Which source's assertion leads when several assert an error: a proven conflict, then a verifier, then
