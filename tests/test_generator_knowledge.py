@@ -34,7 +34,7 @@ def request_for(note: str, span: str, error_type: ErrorType) -> CorrectionReques
     sentence_start = note.rindex(". ", 0, start) + 2
     sentences = ((0, sentence_start - 1), (sentence_start, len(note)))
     finding = Finding(start=start, end=start + len(span), text=span, type=error_type, score=0.9, sentence=1)
-    return CorrectionRequest(note, sentences, finding, note_score=0.9)
+    return CorrectionRequest(note, sentences, finding)
 
 
 @pytest.fixture()

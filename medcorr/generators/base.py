@@ -1,4 +1,7 @@
-"""The generator interface: what a correction backend receives and returns."""
+"""The generator interface: what a provider of lexicon alternatives receives and returns.
+
+A generator proposes terms of the same family as a claim's span (shown to reviewers, unranked); the
+component never turns them into a correction (see :mod:`medcorr.evidence`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -9,16 +12,14 @@ from medcorr.finding import Finding
 
 @dataclass(frozen=True)
 class CorrectionRequest:
-    """One finding to correct, with the note it came from.
+    """One claim to propose alternatives for, with the note it came from.
 
     ``sentences`` are the note's sentence character spans, in order; ``finding.sentence`` indexes them.
-    ``note_score`` is the detector's note-level probability, for cascades that only escalate likely errors.
     """
 
     note: str
     sentences: tuple[tuple[int, int], ...]
     finding: Finding
-    note_score: float = 0.0
 
     @property
     def sentence_text(self) -> str:
@@ -29,22 +30,15 @@ class CorrectionRequest:
 
 @dataclass
 class Proposal:
-    """A generator's answer for one request.
-
-    ``candidates`` are ranked ``(replacement span text, score)`` pairs, best first. ``veto`` means the
-    backend judged the finding not to be an error (a cascade verifier may drop it). ``replacement`` is the
-    full corrected sentence when the backend rewrote the sentence rather than the span (LLM backends);
-    otherwise the component substitutes the best candidate into the sentence.
-    """
+    """A generator's answer for one request: ``(replacement span text, prior)`` pairs, in the generator's
+    own order (the component shows the texts alphabetically)."""
 
     candidates: list[tuple[str, float]] = field(default_factory=list)
-    veto: bool = False
-    corrected_sentence: str | None = None
 
 
 @runtime_checkable
 class Generator(Protocol):
-    """A correction backend. Must be deterministic for the same inputs and never raise on a bad reply."""
+    """A provider of alternatives. Must be deterministic for the same inputs and never raise."""
 
     def __call__(self, requests: Sequence[CorrectionRequest]) -> list[Proposal]:
         ...
