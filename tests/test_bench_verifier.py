@@ -116,7 +116,7 @@ def test_the_plain_client_sends_exactly_the_bodies_medcorr_sends(scripted):
     medcorr, plain = split_by_client(server)
     plain_passes = ROUNDS * len(SWEEP)
     per_pass = Counter(canonical(b) for b in plain)
-    assert section["plain_client"]["requests"] * plain_passes == len(plain)
+    assert section["plain_client"]["first_pass_requests"] * plain_passes == len(plain)
     assert all(count == plain_passes for count in per_pass.values())  # every body once per plain pass
     one_pass = Counter({body: count // plain_passes for body, count in per_pass.items()})
     # medcorr: the first (cache-filling) pass and every timed pass send that same set; the warm-up passes
@@ -139,7 +139,7 @@ def test_calls_and_tokens_per_note_are_what_the_server_saw(scripted):
     assert sum(p["calls"] for p in section["passes"]) == len(medcorr)
     assert sum(p["prompt_tokens"] for p in section["passes"]) == sum(usage(b)[0] for b in medcorr)
     assert sum(p["completion_tokens"] for p in section["passes"]) == sum(usage(b)[1] for b in medcorr)
-    one_pass = plain[: section["plain_client"]["requests"]]
+    one_pass = plain[: section["plain_client"]["first_pass_requests"]]
     notes = section["notes"]
     assert notes == LIMIT
     expected_unverified = sum(1 for b in one_pass if kind_of(b) == 2
@@ -167,6 +167,14 @@ def test_ratio_pairs_each_round_and_concurrency_reaches_the_server(scripted):
         assert row["medcorr_notes_per_s"] == pytest.approx(statistics.median(medcorr))
     timed = [p for p in section["passes"] if p["kind"] == "timed"]
     assert [(p["round"], p["concurrency"]) for p in timed] == [(r + 1, c) for r in range(ROUNDS) for c in SWEEP]
+    # medcorr first in round 1, the plain client first in round 2, each at each concurrency in turn
+    medcorr_bodies, plain_bodies = split_by_client(server)
+    agents = [h.get("user-agent") for h in server.headers]
+    warmups = sum(p["calls"] for p in section["passes"] if p["kind"] in ("cache fill", "warm-up"))
+    per_pass = section["plain_client"]["first_pass_requests"]
+    expected = (["medcorr"] * per_pass + [PLAIN_USER_AGENT] * per_pass) * len(SWEEP) \
+        + ([PLAIN_USER_AGENT] * per_pass + ["medcorr"] * per_pass) * len(SWEEP)
+    assert agents[warmups:] == expected
     assert server.max_in_flight >= 2
     targets = section["targets"]
     assert targets["verifier_vs_plain_client"]["value"] == pytest.approx(min(r["ratio"] for r in section["rows"]))

@@ -6,14 +6,17 @@ one nothing here is loaded and no request is sent. For each ``max_concurrency`` 
 * **medcorr**: ``nlp.pipe`` over the notes with the configured pipeline (sentences, detector, claims,
   verifier), the verifier's ``max_concurrency`` set to that value and its disk cache off;
 * **the plain client**: a ``ThreadPoolExecutor`` of that many threads POSTing exactly the request bodies
-  medcorr sent (recorded from the verifier's :class:`~medcorr.verifiers.client.ChatClient` on a first pass,
-  re-asks after a rejected answer included) to the same URL, with no pipeline around them;
+  medcorr sent in its latest pass at that concurrency, in the order it sent them (recorded from the verifier's
+  :class:`~medcorr.verifiers.client.ChatClient`, re-asks after a rejected answer included), to the same URL,
+  with no pipeline around them; the order matters to a server that reuses the previous prompt's prefix
+  (llama.cpp: a re-ask right after its first ask is mostly cached);
 
-the two interleaved, ``rounds`` times (the order alternates between rounds, so a drift of the server's or the
-machine's speed does not favour one), and reports notes/s, the paired ratio medcorr ÷ plain client, and per
-note what the verifier's counters saw: calls, prompt and completion tokens, cache hits, unverified notes.
-A first pass with the cache in a fresh temporary directory records the bodies (and warms the server), and a
-second pass over the same notes shows what a cached re-run costs (its calls must be 0).
+the two interleaved, ``rounds`` times (medcorr first in odd rounds, the plain client first in even ones, so
+a drift of the server's or the machine's speed does not favour one), and reports notes/s, the paired ratio
+medcorr ÷ plain client, and per note what the verifier's counters saw: calls, prompt and completion tokens,
+cache hits, unverified notes.
+A first pass with the cache in a fresh temporary directory (which also warms the server) and a second pass
+over the same notes show what a cached re-run costs (its calls must be 0).
 
 The plain-client comparison needs ``medcorr.ChatVerifier.v1`` (the verifier that owns a chat client); other
 verifiers (e.g. ``medcorr.VotingVerifier.v1``) get the medcorr figures only, at their configured settings.
@@ -215,36 +218,47 @@ def verifier_worker(spec: dict[str, Any]) -> dict[str, Any]:
     timeout = float(getattr(client, "timeout", 60.0) or 60.0)
 
     pipelines: dict[int | None, tuple[Any, Any]] = {}
+    recorders: dict[int | None, _BodyRecorder] = {}
     warmup = sorted(texts, key=len, reverse=True)[:WARMUP_NOTES]
     for concurrency in sweep:
         _progress(f"max_concurrency {concurrency or 'from the config'}: building, warm-up on {len(warmup)} note(s)")
         pipelines[concurrency] = build(concurrency, None)
+        if where.plain_client:
+            recorders[concurrency] = _BodyRecorder(pipelines[concurrency][1].client)
         passes.append({"kind": "warm-up", "concurrency": concurrency,
                        **medcorr_pass(*pipelines[concurrency], warmup, batch_size)})
+    # the plain client replays the bodies of the latest medcorr pass at its concurrency, in the order medcorr
+    # sent them: a server that reuses the previous prompt's prefix (llama.cpp) is as fast for both only then
+    replay: dict[int | None, list[bytes]] = {}
     timed: dict[int | None, dict[str, list[dict[str, Any]]]] = {c: {"medcorr": [], "plain": []} for c in sweep}
     for r in range(rounds):
         for concurrency in sweep:
-            order = ("plain", "medcorr") if r % 2 == 0 else ("medcorr", "plain")
+            order = ("medcorr", "plain") if r % 2 == 0 else ("plain", "medcorr")
             _progress(f"round {r + 1}/{rounds}, max_concurrency {concurrency or 'from the config'}: "
                       + " then ".join(o for o in order if o == "medcorr" or bodies))
             for what in order:
                 if what == "plain":
                     if bodies:
-                        result = plain_client(url, headers, bodies, concurrency or 1, timeout)
+                        result = plain_client(url, headers, replay[concurrency], concurrency or 1, timeout)
                         timed[concurrency]["plain"].append(result)
                         _progress(f"  plain client: {len(texts) / result['seconds']:.3f} notes/s, "
                                   f"{result['requests']} requests, {result['failed']} failed")
                     continue
+                sent = len(recorders[concurrency].bodies) if where.plain_client else 0
                 result = medcorr_pass(*pipelines[concurrency], texts, batch_size)
+                if where.plain_client:
+                    replay[concurrency] = recorders[concurrency].bodies[sent:]
                 timed[concurrency]["medcorr"].append(result)
                 passes.append({"kind": "timed", "concurrency": concurrency, "round": r + 1, **result})
                 _progress(f"  medcorr: {len(texts) / result['seconds']:.3f} notes/s, {result['calls']} calls, "
                           f"{result['statuses'].get('unverified', 0)} unverified")
+    for recorder in recorders.values():
+        recorder.close()
     rows = [summarise_row(concurrency, timed[concurrency]["medcorr"], timed[concurrency]["plain"], len(texts))
             for concurrency in sweep]
     return {"status": "ok", "verifier": name, "notes": len(texts), "rounds": rounds, "batch_size": batch_size,
-            "plain_client": ({"requests": len(bodies), "url_path": "/chat/completions", "user_agent": PLAIN_USER_AGENT}
-                             if where.plain_client else
+            "plain_client": ({"first_pass_requests": len(bodies), "url_path": "/chat/completions",
+                              "user_agent": PLAIN_USER_AGENT} if where.plain_client else
                              {"status": "skipped", "note": f"the plain-client comparison needs {CHAT_VERIFIER} "
                                                            f"(this pipeline's verifier: {where.function})"}),
             "rows": rows,
@@ -334,9 +348,9 @@ def markdown_lines(section: dict[str, Any], fmt: Any) -> list[str]:
     lines = [
         "", f"{title} ({section['verifier']})", "",
         f"{section['notes']} notes through `nlp.pipe` (batches of {section['batch_size']}) with the verifier's "
-        f"disk cache off, at each max_concurrency, against a plain client (a thread pool of as many urllib POSTs) "
-        f"sending the {plain.get('requests', '–')} request bodies medcorr sent (recorded on a first pass, re-asks "
-        f"included) to the same endpoint; {section['rounds']} interleaved round(s), the order alternating; "
+        "disk cache off, at each max_concurrency, against a plain client (a thread pool of as many urllib POSTs) "
+        "sending the request bodies of medcorr's latest pass at that concurrency in its order (re-asks included) "
+        f"to the same endpoint; {section['rounds']} interleaved round(s), the order alternating; "
         "medians, and the ratio as the median of each round's medcorr pass ÷ its plain-client pass."
         + (f" Config overrides: {', '.join(f'{k} = {json.dumps(v)}' for k, v in overrides.items())}."
            if overrides else ""),
