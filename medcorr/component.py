@@ -24,6 +24,7 @@ from spacy.util import minibatch
 from medcorr.checks import CheckResult, EvidenceChecks
 from medcorr.checks.checks import MEASURED as CHECKS_MEASURED
 from medcorr.claims import DEFAULT_MAX_CLAIMS, rank_claims
+from medcorr.context import context_scopes
 from medcorr.detector import META_FILE, TOKENIZER_FILE, NotePrediction, OnnxDetector
 from medcorr.evidence import DetectorHead, Judgement, combine
 from medcorr.finding import ERROR_TYPES, Evidence, Finding, Role, SourceKind, Verdict
@@ -438,16 +439,7 @@ def _set_sentence_starts(doc: Doc, spans: Sequence[tuple[int, int]]) -> None:
 
 def _negated_ranges(doc: Doc) -> list[tuple[int, int]]:
     """Character ranges in the scope of ConText negation modifiers (empty when ConText did not run)."""
-    if not Doc.has_extension("context_graph") or doc._.context_graph is None:
-        return []
-    ranges = []
-    for modifier in doc._.context_graph.modifiers:
-        if modifier.category.upper() in {"NEGATED_EXISTENCE"}:
-            scope = modifier.scope_span  # medspaCy 1.3: (start, end) token indices; older: a Span
-            if isinstance(scope, tuple):
-                scope = doc[scope[0]:scope[1]]
-            ranges.append((scope.start_char, scope.end_char))
-    return ranges
+    return [(start, end) for _, start, end in context_scopes(doc, {"NEGATED_EXISTENCE"})]
 
 
 def _is_whole_sentence(text: str, sentence: tuple[int, int], claim: Finding) -> bool:

@@ -15,11 +15,12 @@ import bisect
 import re
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Sequence
+from typing import Sequence
 
 from spacy.tokens import Doc
 
 from medcorr.checks.knowledge import WORD, Knowledge, Mention
+from medcorr.context import context_scopes
 
 __all__ = ["NoteView", "Scope"]
 
@@ -170,21 +171,8 @@ class NoteView:
     @cached_property
     def context_ranges(self) -> list[tuple[str, int, int]]:
         """(flag, start, end) character ranges of medspaCy ConText modifier scopes (empty without ConText)."""
-        if not Doc.has_extension("context_graph"):
-            return []
-        graph = getattr(self.doc._, "context_graph", None)
-        if graph is None:
-            return []
-        ranges = []
-        for modifier in getattr(graph, "modifiers", ()):
-            flag = _CONTEXT_CATEGORIES.get(str(modifier.category).upper())
-            if flag is None:
-                continue
-            scope: Any = modifier.scope_span  # medspaCy 1.3: (start, end) token indices; older: a Span
-            if isinstance(scope, tuple):
-                scope = self.doc[scope[0]:scope[1]]
-            ranges.append((flag, scope.start_char, scope.end_char))
-        return ranges
+        return [(_CONTEXT_CATEGORIES[category], start, end)
+                for category, start, end in context_scopes(self.doc, _CONTEXT_CATEGORIES)]
 
     # ------------------------------------------------------------------------------------------ patient
     @cached_property
