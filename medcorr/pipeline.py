@@ -42,6 +42,22 @@ def build_pipeline(config: str | Path | None = None, overrides: dict[str, Any] |
     return nlp
 
 
+def medcorr_component(nlp) -> Any | None:
+    """The pipeline's medcorr component: the pipe named ``medcorr``, else the first pipe made by the
+    ``medcorr`` factory; None when there is neither."""
+    names = list(getattr(nlp, "pipe_names", ()))
+    if "medcorr" in names:
+        return nlp.get_pipe("medcorr")
+    for name in names:
+        try:
+            factory = nlp.get_pipe_meta(name).factory
+        except (KeyError, ValueError):
+            continue
+        if factory == "medcorr":
+            return nlp.get_pipe(name)
+    return None
+
+
 def verdict_of(doc) -> Verdict:
     """The medcorr verdict the component stored on a processed ``Doc``."""
     verdict = doc._.medcorr

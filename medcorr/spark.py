@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from medcorr import __version__
 from medcorr.finding import Status, Verdict
-from medcorr.pipeline import build_pipeline, verdict_of
+from medcorr.pipeline import build_pipeline, medcorr_component, verdict_of
 from medcorr.screening import screen
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -153,13 +153,11 @@ def _status_row(status: str, reason: str) -> dict[str, Any]:
 
 
 def _medcorr_component(nlp: Any) -> Any:
-    """The pipeline's medcorr component (the pipe named ``medcorr``, else the first made by that factory)."""
-    if "medcorr" in nlp.pipe_names:
-        return nlp.get_pipe("medcorr")
-    for name in nlp.pipe_names:
-        if nlp.get_pipe_meta(name).factory == "medcorr":
-            return nlp.get_pipe(name)
-    raise ValueError(f"the pipeline has no medcorr component (pipes: {', '.join(nlp.pipe_names) or 'none'})")
+    """The pipeline's medcorr component (:func:`medcorr.pipeline.medcorr_component`), or a ValueError."""
+    component = medcorr_component(nlp)
+    if component is None:
+        raise ValueError(f"the pipeline has no medcorr component (pipes: {', '.join(nlp.pipe_names) or 'none'})")
+    return component
 
 
 def _prescreen(value: Any, max_note_chars: int, max_length: int) -> tuple[str | None, dict[str, Any] | None]:

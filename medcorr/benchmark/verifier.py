@@ -159,10 +159,6 @@ def plain_client(url: str, headers: dict[str, str], bodies: Sequence[bytes], con
     return {"seconds": time.perf_counter() - started, "requests": len(bodies), **totals}
 
 
-def _medcorr_component(nlp: Any, name: str) -> Any:
-    return nlp.get_pipe(name)
-
-
 def medcorr_pass(nlp: Any, verifier: Any, texts: Sequence[str], batch_size: int) -> dict[str, Any]:
     """One pass of ``nlp.pipe`` over ``texts``: seconds, the verifier's counters over the pass, the verdicts'
     statuses. medcorr's lookup caches are emptied first, as in the bench's other pipeline passes."""
@@ -193,7 +189,7 @@ def verifier_worker(spec: dict[str, Any]) -> dict[str, Any]:
         if concurrency is not None:
             overrides[f"{where.key}.max_concurrency"] = concurrency
         nlp = build_pipeline(spec["config"], overrides)
-        return nlp, _medcorr_component(nlp, where.component).verifier
+        return nlp, nlp.get_pipe(where.component).verifier
 
     passes: list[dict[str, Any]] = []
     fill_concurrency = max((c for c in sweep if c is not None), default=None)

@@ -18,8 +18,9 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator, Literal, Sequence
 
+from medcorr.finding import Verdict
 from medcorr.medec.io import MedecFormatError, MedecRecord, SubmissionLine, align_sentences
-from medcorr.pipeline import verdict_of
+from medcorr.pipeline import medcorr_component, verdict_of
 
 #: What to write for a flagged text whose verdict has no corrected sentence: the original MEDEC
 #: sentence unchanged (the official format reserves ``NA`` for texts without an error), or ``NA``.
@@ -107,16 +108,18 @@ def medec_sentence_id(boundaries: Sequence[tuple[int, int]], token_index: int) -
 
 
 def submission_line(
-    doc, record: MedecRecord, boundaries: Sequence[tuple[int, int]], no_proposal: NoProposal = "original"
+    doc, record: MedecRecord, boundaries: Sequence[tuple[int, int]], no_proposal: NoProposal = "original",
+    verdict: Verdict | None = None,
 ) -> SubmissionLine:
     """The submission line for a processed Doc.
 
     Not flagged (no error asserted, or nothing judged the note): ``0 -1 NA``. Flagged: the MEDEC id of the
     asserted error's Doc sentence and the corrected sentence of its asserting source (see
     :func:`sourced_correction`); without one, the original MEDEC sentence (``no_proposal="original"``) or
-    ``NA``. A flag without a sentence (``error_sentence == -1``) is written as ``1 -1 NA``.
+    ``NA``. A flag without a sentence (``error_sentence == -1``) is written as ``1 -1 NA``. ``verdict`` is
+    the Doc's verdict when the caller has already read it.
     """
-    verdict = verdict_of(doc)
+    verdict = verdict if verdict is not None else verdict_of(doc)
     if not verdict.flag:
         return SubmissionLine(record.text_id, 0, -1, None)
     if verdict.error_sentence < 0 or not boundaries:
@@ -147,16 +150,9 @@ def sourced_correction(verdict) -> str | None:
 def verifier_counters(nlp) -> Callable[[], dict[str, int]] | None:
     """A function reading the counters of the medcorr component's verifier (``stats()``), or None when
     the pipeline has no medcorr component or no verifier."""
-    for name, component in nlp.pipeline:
-        try:
-            factory = nlp.get_pipe_meta(name).factory
-        except (KeyError, ValueError):
-            factory = name
-        if factory != "medcorr" and name != "medcorr":
-            continue
-        verifier = getattr(component, "verifier", None)
-        if callable(getattr(verifier, "stats", None)):
-            return lambda: dict(verifier.stats())
+    verifier = getattr(medcorr_component(nlp), "verifier", None)
+    if callable(getattr(verifier, "stats", None)):
+        return lambda: dict(verifier.stats())
     return None
 
 
@@ -188,8 +184,8 @@ def iter_medec(
         for index, doc in enumerate(nlp.pipe(docs(), batch_size=batch_size)):
             record, boundaries = pending[index]
             pending[index] = None  # type: ignore[call-overload]  (free as we go)
-            line = submission_line(doc, record, boundaries, no_proposal)
             verdict = verdict_of(doc)
+            line = submission_line(doc, record, boundaries, no_proposal, verdict)
             stats.notes += 1
             stats.statuses[verdict.status.value] = stats.statuses.get(verdict.status.value, 0) + 1
             if line.error_flag:

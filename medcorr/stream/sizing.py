@@ -23,6 +23,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from medcorr.pipeline import medcorr_component
+
 #: Seconds added to the verifier's worst case for the model, the FHIR mapping, delivery and commit.
 MARGIN_S = 60.0
 #: kafka-python's (and Kafka's) default ``max_poll_interval_ms``.
@@ -34,9 +36,7 @@ ASKS_PER_ANSWER = 2
 def verifier_of(nlp: Any) -> Any:
     """The verifier of the pipeline's ``medcorr`` component, or None (no component, or no verifier)."""
     try:
-        if "medcorr" not in getattr(nlp, "pipe_names", ()):
-            return None
-        return getattr(nlp.get_pipe("medcorr"), "verifier", None)
+        return getattr(medcorr_component(nlp), "verifier", None)
     except Exception:  # noqa: BLE001 (an unusual pipeline object: no verifier known)
         return None
 
