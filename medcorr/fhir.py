@@ -53,6 +53,7 @@ from medcorr.fhir_terms import (  # noqa: F401  (part of this module's API)
     VERDICT_EXTENSION,
     describe_validation_error,
 )
+from medcorr.fhir_terms import fold_space as _fold_space
 from medcorr.fhir_terms import one_line as _one_line
 from medcorr.fhir_profile import check_output_bundle
 from medcorr.finding import ErrorType, Finding, SourceKind, Verdict
@@ -550,10 +551,6 @@ def _safe_name(value: Any) -> str:
     text = str(value) if value is not None else "(none)"
     text = re.sub(r"[^A-Za-z0-9_.+\-/]", "?", text)
     return text[:64]
-
-
-def _fold_space(text: str) -> str:
-    return re.sub(r"\s+", " ", str(text)).strip()
 
 
 # --------------------------------------------------------------------------------------------------

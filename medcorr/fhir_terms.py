@@ -17,9 +17,14 @@ FINDING_EXTENSION = "https://medcorr.dev/fhir/StructureDefinition/finding"
 VERDICT_EXTENSION = "https://medcorr.dev/fhir/StructureDefinition/verdict"
 
 
+def fold_space(text: str) -> str:
+    """``text`` on one line, whitespace folded."""
+    return re.sub(r"\s+", " ", str(text)).strip()
+
+
 def one_line(text: str) -> str:
     """``text`` on one line, whitespace folded, at most 200 characters."""
-    return re.sub(r"\s+", " ", str(text)).strip()[:200]
+    return fold_space(text)[:200]
 
 
 def describe_validation_error(error: Any, limit: int = 3) -> str:

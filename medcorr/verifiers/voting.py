@@ -49,7 +49,7 @@ class VotingVerifier:
 
     def _vote(self, judgements: list[Judgement]) -> Judgement:
         answered = [j for j in judgements if j.error is not None]
-        votes = Counter((bool(j.error), j.findings[0].sentence if j.error and j.findings else -1) for j in answered)
+        votes = Counter(map(_option_key, answered))
         described = ", ".join(f"{name}: {_option(j)}" for name, j in zip(self.members, judgements))
         if len(answered) < self.quorum:
             return Judgement(Evidence(SourceKind.VERIFIER, self.name,
@@ -59,8 +59,7 @@ class VotingVerifier:
         if count * 2 <= len(answered):
             return Judgement(Evidence(SourceKind.VERIFIER, self.name, reason=f"no majority ({described})"), error=None)
         share = count / len(answered)
-        winners = [j for j in answered if (bool(j.error), j.findings[0].sentence if j.error and j.findings else -1)
-                   == (error, sentence)]
+        winners = [j for j in answered if _option_key(j) == (error, sentence)]
         evidence = Evidence(SourceKind.VERIFIER, self.name, confidence=share, reason=f"majority {count} of "
                             f"{len(answered)} ({described}); {winners[0].evidence.reason}".strip("; "),
                             measured="; ".join(sorted({j.evidence.measured for j in winners if j.evidence.measured})))
@@ -69,6 +68,11 @@ class VotingVerifier:
         lead = winners[0].findings[0]
         finding = replace(lead, score=share, evidence=[evidence])  # the correction keeps its member as source
         return Judgement(evidence, error=True, score=share, findings=[finding])
+
+
+def _option_key(judgement: Judgement) -> tuple[bool, int]:
+    """What an answered judgement votes for: (error, its sentence), or (False, -1) for "no error"."""
+    return bool(judgement.error), judgement.findings[0].sentence if judgement.error and judgement.findings else -1
 
 
 def _option(judgement: Judgement) -> str:
