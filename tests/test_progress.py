@@ -92,12 +92,34 @@ def test_progress_goes_to_stderr_and_json_stays_clean():
     assert b"model windows" not in quiet.stderr and json.loads(quiet.stdout)
 
 
+def test_auto_shows_progress_on_a_terminal_once_the_delay_has_passed(monkeypatch):
+    """``auto`` picks the terminal; the one-second delay is set to zero so a fast machine cannot finish first."""
+    from medcorr import progress as progress_module
+    from medcorr.pipeline import build_pipeline
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(progress_module, "AUTO_DELAY_S", 0.0)
+    nlp = build_pipeline()
+    terminal = Terminal()
+    with check_progress(nlp, "auto", stream=terminal) as progress:
+        nlp(long_note(20_000).decode("utf-8"))
+    assert progress is not None and progress.interactive
+    shown = terminal.getvalue()
+    assert shown.startswith("\rmedcorr check: model windows") and "(100%)" in shown and shown.endswith("\n")
+    with check_progress(nlp, "auto", stream=io.StringIO()) as progress:  # the same check, not a terminal
+        nlp("Short note.")
+    assert progress is None
+
+
 @pytest.mark.slow
-def test_auto_shows_progress_on_a_terminal():
+def test_the_cli_rewrites_one_line_when_stderr_is_a_terminal():
     controller, terminal = pty.openpty()
     try:
-        process = subprocess.Popen([sys.executable, "-m", "medcorr", "check", "-", "--json"], stdin=subprocess.PIPE,
-                                   stdout=subprocess.PIPE, stderr=terminal)
+        process = subprocess.Popen([sys.executable, "-m", "medcorr", "check", "-", "--json", "--progress", "always"],
+                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=terminal)
         stdout, _ = process.communicate(long_note(60_000), timeout=600)
         os.close(terminal)
         terminal = -1
@@ -116,7 +138,7 @@ def test_auto_shows_progress_on_a_terminal():
         os.close(controller)
     assert process.returncode == 0
     json.loads(stdout)
-    assert b"\rmedcorr check: model windows" in shown and b"(100%)" in shown
+    assert b"\rmedcorr check: model windows" in shown and b"(100%)" in shown and b"\033[K" in shown
 
 
 def test_every_check_option_with_a_value_states_its_default():
