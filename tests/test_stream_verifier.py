@@ -36,13 +36,12 @@ from medcorr.stream.consumer import EXIT_OK, EXIT_USAGE, StreamProcessor, pipe_b
 from medcorr.stream.metrics import StreamMetrics
 from medcorr.stream.records import header_dict
 from medcorr.stream.sizing import (
-    ASKS_PER_ANSWER,
     KAFKA_DEFAULT_MAX_POLL_INTERVAL_MS,
     MARGIN_S,
     poll_budget,
     verifier_of,
 )
-from medcorr.verifiers.chat import ChatVerifier
+from medcorr.verifiers.chat import ASKS_PER_ANSWER, ChatVerifier
 
 sys.path.insert(0, str(Path(__file__).parent))
 from chat_stub import answer, user_prompt  # noqa: E402
@@ -212,6 +211,30 @@ def test_poll_budget_bounds_the_verifier_work_between_two_polls(verifier_nlp):
     from medcorr.pipeline import build_pipeline
 
     assert poll_budget(build_pipeline(), 32, 8) is None  # no verifier: nothing to size
+
+
+def test_a_vote_is_bounded_by_its_slowest_member_and_an_unbounded_verifier_by_nothing():
+    from medcorr.verifiers.base import worst_case_seconds
+    from medcorr.verifiers.voting import VotingVerifier
+
+    quick = ChatVerifier("http://127.0.0.1:9/v1", model="a", api_key_env=None, examples=0, timeout=5,
+                         max_retries=0, max_concurrency=4)
+    slow = ChatVerifier("http://127.0.0.1:9/v1", model="b", api_key_env=None, examples=0, timeout=30,
+                        max_retries=1, backoff=2.0, max_concurrency=2)
+    assert quick.worst_case_seconds(8) == 2 * ASKS_PER_ANSWER * 5  # 8 notes at 4 at once, no retry
+    slow_call = 4 * ASKS_PER_ANSWER * (2 * 30 + slow.client.max_retry_after)
+    assert slow.worst_case_seconds(8) == slow_call
+    assert VotingVerifier({"a": quick, "b": slow}).worst_case_seconds(8) == slow_call
+
+    class Unbounded:
+        name = "in-process"
+
+        def __call__(self, requests):
+            return []
+
+    assert worst_case_seconds(Unbounded(), 8) is None
+    assert VotingVerifier({"a": quick, "u": Unbounded()}).worst_case_seconds(8) is None
+    assert worst_case_seconds(Unbounded(), 0) == 0.0
 
 
 def run_guarded(nlp: Any, **config: Any) -> tuple[int, FakeKafka, StreamProcessor]:

@@ -10,10 +10,10 @@ verifier that is always that slow would loop like this forever).
 
 Between two polls the pipeline runs at most ``ceil(batch_size / pipe_batch) + 1`` verifier calls (one
 Kafka batch of notes, plus the pipe batch read ahead), each on at most ``pipe_batch`` notes (one note per
-input message; a Bundle of several DocumentReferences counts as several notes). A call's worst case is
-``ceil(notes x samples / max_concurrency)`` rounds of two questions in a row (an answer rejected once
-is asked again once), each question ``timeout x (max_retries + 1)`` plus the waits between attempts
-(``backoff`` doubled, or ``Retry-After`` up to its cap). :func:`poll_budget` computes that bound plus
+input message; a Bundle of several DocumentReferences counts as several notes). The verifier bounds one
+call itself (``worst_case_seconds(notes)``: for a chat verifier, ``ceil(notes x samples /
+max_concurrency)`` rounds of two questions in a row, each its client's timeouts, retries and waits).
+:func:`poll_budget` computes that bound plus
 :data:`MARGIN_S` for the model, delivery and commit; the connector refuses a ``max_poll_interval_ms``
 set below it, and raises kafka-python's default to it when the setting is not given.
 """
@@ -24,13 +24,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from medcorr.pipeline import medcorr_component
+from medcorr.verifiers.base import worst_case_seconds
 
 #: Seconds added to the verifier's worst case for the model, the FHIR mapping, delivery and commit.
 MARGIN_S = 60.0
 #: kafka-python's (and Kafka's) default ``max_poll_interval_ms``.
 KAFKA_DEFAULT_MAX_POLL_INTERVAL_MS = 300_000
-#: Questions a chat verifier may ask in a row per note and sample (an answer rejected once is asked again).
-ASKS_PER_ANSWER = 2
 
 
 def verifier_of(nlp: Any) -> Any:
@@ -39,49 +38,6 @@ def verifier_of(nlp: Any) -> Any:
         return getattr(medcorr_component(nlp), "verifier", None)
     except Exception:  # noqa: BLE001 (an unusual pipeline object: no verifier known)
         return None
-
-
-def request_worst_case_s(client: Any) -> float | None:
-    """Worst time of one chat request with retries: ``timeout`` per attempt plus the waits between them."""
-    try:
-        timeout = float(client.timeout)
-        retries = int(client.max_retries)
-        backoff = float(client.backoff)
-        retry_after_cap = float(getattr(client, "max_retry_after", 0.0))
-    except (AttributeError, TypeError, ValueError):
-        return None
-    waits = sum(max(backoff * 2 ** attempt, retry_after_cap) for attempt in range(retries))
-    return timeout * (retries + 1) + waits
-
-
-def verifier_worst_case_s(verifier: Any, notes: int) -> float | None:
-    """Worst time of one verifier call on ``notes`` notes, or None when it cannot be bounded.
-
-    A verifier may say it itself with a ``worst_case_seconds(notes)`` method; a chat verifier (``client``,
-    ``samples``, ``max_concurrency``) and a voting verifier (``members``, asked side by side) are bounded
-    from their settings.
-    """
-    if notes <= 0:
-        return 0.0
-    own = getattr(verifier, "worst_case_seconds", None)
-    if callable(own):
-        value = own(notes)
-        return None if value is None else float(value)
-    members = getattr(verifier, "members", None)
-    if isinstance(members, dict) and members:
-        bounds = [verifier_worst_case_s(member, notes) for member in members.values()]
-        return None if any(b is None for b in bounds) else max(bounds)  # type: ignore[type-var]
-    client = getattr(verifier, "client", None)
-    request = request_worst_case_s(client) if client is not None else None
-    if request is None:
-        return None
-    try:
-        samples = max(1, int(getattr(verifier, "samples", 1)))
-        concurrency = max(1, int(getattr(verifier, "max_concurrency", 1)))
-    except (TypeError, ValueError):
-        return None
-    rounds = math.ceil(notes * samples / concurrency)
-    return rounds * ASKS_PER_ANSWER * request
 
 
 @dataclass(frozen=True)
@@ -123,4 +79,4 @@ def poll_budget(nlp: Any, batch_size: int, pipe_batch: int) -> PollBudget | None
     pipe_batch = max(1, min(int(pipe_batch), int(batch_size)))
     calls = math.ceil(batch_size / pipe_batch) + 1
     name = str(getattr(verifier, "name", type(verifier).__name__))
-    return PollBudget(name, calls, pipe_batch, verifier_worst_case_s(verifier, pipe_batch))
+    return PollBudget(name, calls, pipe_batch, worst_case_seconds(verifier, pipe_batch))

@@ -8,7 +8,7 @@ source), no error, or a failure (``error = None``, the reason in the evidence; n
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, Sequence, runtime_checkable
 
 from medcorr.evidence import Judgement
 from medcorr.finding import Finding
@@ -46,3 +46,18 @@ class Verifier(Protocol):
         """Counters since creation: ``calls``, ``prompt_tokens``, ``completion_tokens``, ``cache_hits``,
         ``failures``."""
         ...
+
+
+def worst_case_seconds(verifier: Any, notes: int) -> float | None:
+    """The longest one call of ``verifier`` on ``notes`` notes can take, or None when unknown.
+
+    A verifier that can bound its calls (it waits on an endpoint with timeouts and retries) says so with a
+    ``worst_case_seconds(notes)`` method, which this reads; the method is optional in :class:`Verifier`.
+    """
+    if notes <= 0:
+        return 0.0
+    own = getattr(verifier, "worst_case_seconds", None)
+    if not callable(own):
+        return None
+    value = own(notes)
+    return None if value is None else float(value)

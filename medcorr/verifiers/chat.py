@@ -9,6 +9,7 @@ answer is a failed judgement (status ``unverified`` with the reason), never a si
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -31,6 +32,8 @@ RESPONSE_FORMATS = ("none", "json_object", "json_object_schema", "json_schema")
 #: What the evidence says about a verifier nobody measured.
 NOT_MEASURED = ("not measured by medcorr for this model: measure it on labelled notes with "
                 "'medcorr medec run --config ...' and record the result in the verifier's 'discrimination' setting")
+#: Questions asked in a row per note and sample at most: an answer rejected once is asked again once.
+ASKS_PER_ANSWER = 2
 
 
 class ChatVerifier:
@@ -93,6 +96,14 @@ class ChatVerifier:
             self._bank = (ExampleBank.from_medec_csv(self.example_bank) if self.example_bank
                           else ExampleBank.load())
         return self._bank
+
+    def worst_case_seconds(self, notes: int) -> float:
+        """The longest one call on ``notes`` notes can take: ``ceil(notes x samples / max_concurrency)``
+        rounds of :data:`ASKS_PER_ANSWER` questions in a row, each the client's worst request."""
+        if notes <= 0:
+            return 0.0
+        rounds = math.ceil(notes * self.samples / self.max_concurrency)
+        return rounds * ASKS_PER_ANSWER * self.client.worst_case_seconds()
 
     def messages_for(self, request: VerificationRequest) -> list[dict[str, str]]:
         """The chat messages for one request (with its retrieved examples)."""

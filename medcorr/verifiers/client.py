@@ -129,6 +129,12 @@ class ChatClient:
         parts = urllib.parse.urlsplit(self.base_url)
         return parts.netloc
 
+    def worst_case_seconds(self) -> float:
+        """The longest one :meth:`complete` call can take: ``timeout`` per attempt plus the waits between
+        attempts (the doubled backoff, or a ``Retry-After`` up to its cap, whichever is longer)."""
+        waits = sum(max(self.backoff * 2 ** attempt, self.max_retry_after) for attempt in range(self.max_retries))
+        return self.timeout * (self.max_retries + 1) + waits
+
     def complete(self, body: dict[str, Any], request_id: str) -> ChatReply | ChatFailure:
         """The reply to ``body`` (model added), or a :class:`ChatFailure` once retries are spent."""
         data = json.dumps({"model": self.model, "stream": False, **body}, ensure_ascii=False).encode("utf-8")

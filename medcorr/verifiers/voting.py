@@ -16,7 +16,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence
 from medcorr.evidence import Judgement
 from medcorr.finding import Evidence, SourceKind
 from medcorr.registry import verifiers
-from medcorr.verifiers.base import VerificationRequest, Verifier
+from medcorr.verifiers.base import VerificationRequest, Verifier, worst_case_seconds
 
 
 class VotingVerifier:
@@ -38,6 +38,12 @@ class VotingVerifier:
         for member in self.members.values():
             total.update(member.stats())
         return dict(total)
+
+    def worst_case_seconds(self, notes: int) -> float | None:
+        """The longest one call on ``notes`` notes can take (the members are asked side by side: the
+        slowest member's bound), or None when a member cannot bound its own."""
+        bounds = [worst_case_seconds(member, notes) for member in self.members.values()]
+        return None if any(bound is None for bound in bounds) else max(bounds)  # type: ignore[type-var]
 
     def __call__(self, requests: Sequence[VerificationRequest]) -> list[Judgement]:
         requests = list(requests)
