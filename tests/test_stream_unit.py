@@ -426,6 +426,17 @@ def test_model_version_defaults_to_unknown():
     assert model_version_of(fake_nlp()) == "fake-1"
 
 
+def test_a_renamed_medcorr_pipe_gives_its_model_version_and_pipe_batches():
+    import spacy
+
+    from medcorr.stream.consumer import OVERLAP_PIPE_BATCH, model_version_of, pipe_batch_size
+
+    nlp = spacy.blank("en")
+    component = nlp.add_pipe("medcorr", name="note_errors")
+    assert model_version_of(nlp) == component.model_version != "unknown"
+    assert pipe_batch_size(nlp, 64) == (OVERLAP_PIPE_BATCH if component.detector.batch_size == 1 else 64)
+
+
 def test_verdict_type_is_the_shared_model():
     # the fake pipeline stores the shared Verdict/Finding, read back through the real component's getter
     doc = fake_nlp()("Given amoxicillin.")

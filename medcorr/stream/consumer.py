@@ -42,7 +42,7 @@ from typing import Any, Callable, Iterator
 from medcorr import __version__
 from medcorr.fhir import BadInputError, NoteInput, read_notes, verdict_to_bundle
 from medcorr.finding import Status, Verdict
-from medcorr.pipeline import verdict_of
+from medcorr.pipeline import medcorr_component, verdict_of
 from medcorr.stream.config import StreamConfig
 from medcorr.stream.metrics import StreamMetrics
 from medcorr.stream.records import (
@@ -105,15 +105,10 @@ class ConnectorConfigError(StreamError):
     exit_code = EXIT_USAGE
 
 
-def _medcorr_pipe(nlp: Any) -> Any:
-    """The pipeline's ``medcorr`` component, or None."""
-    return nlp.get_pipe("medcorr") if "medcorr" in getattr(nlp, "pipe_names", ()) else None
-
-
 def model_version_of(nlp: Any) -> str:
-    """``nlp.get_pipe("medcorr").model_version`` when there is one, else ``"unknown"``."""
+    """The model version of the pipeline's medcorr component when there is one, else ``"unknown"``."""
     try:
-        return str(getattr(_medcorr_pipe(nlp), "model_version", "unknown") or "unknown")
+        return str(getattr(medcorr_component(nlp), "model_version", "unknown") or "unknown")
     except Exception:  # noqa: BLE001 (a version label must never stop the stream)
         return "unknown"
 
@@ -129,7 +124,7 @@ OVERLAP_PIPE_BATCH = 8
 def pipe_batch_size(nlp: Any, notes: int) -> int:
     """Notes per ``nlp.pipe`` batch for Kafka batches of ``notes`` (see :data:`OVERLAP_PIPE_BATCH`)."""
     try:
-        detector = getattr(_medcorr_pipe(nlp), "detector", None)
+        detector = getattr(medcorr_component(nlp), "detector", None)
     except Exception:  # noqa: BLE001 (a tuning guess must never stop the stream)
         detector = None
     one_window_calls = getattr(detector, "batch_size", None) == 1
