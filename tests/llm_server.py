@@ -134,6 +134,29 @@ def start_llama_server(gguf: Path, log_path: Path) -> tuple[subprocess.Popen, LL
     return process, server
 
 
+def start_native_server(binary: Path, gguf: Path, log_path: Path, parallel: int = 4) -> tuple[subprocess.Popen, LLMServer]:
+    """Start llama.cpp's own ``llama-server`` (``tests/build_llama_server.sh`` builds it) with ``parallel``
+    slots decoded together (continuous batching), on a free port, and wait until it answers.
+
+    Unlike llama-cpp-python's server, which answers one request at a time, this is a server on which
+    ``max_concurrency`` above 1 can pay off. Each slot gets a 4,096-token context.
+    """
+    port = free_port()
+    threads = str(max(1, min(2, os.cpu_count() or 1)))
+    command = [str(binary), "-m", str(gguf), "--alias", "smollm2", "--host", "127.0.0.1", "--port", str(port),
+               "-np", str(parallel), "-c", str(4096 * parallel), "-t", threads]
+    log = open(log_path, "wb")  # noqa: SIM115 - closed with the process
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    server = LLMServer(base_url=f"http://127.0.0.1:{port}/v1", model="smollm2")
+    try:
+        wait_ready(server.base_url, process, STARTUP_TIMEOUT_S)
+    except RuntimeError:
+        stop(process)
+        log.close()
+        raise
+    return process, server
+
+
 def stop(process: subprocess.Popen) -> None:
     """Terminate the server, killing it if it does not exit within 10 s."""
     if process.poll() is None:
