@@ -108,6 +108,20 @@ def first_completion_problem(server: LLMServer, process: subprocess.Popen) -> st
         return f"llama_cpp.server died on its first chat completion (exit code {process.returncode})"
 
 
+def _launch(command: list[str], port: int, log_path: Path) -> tuple[subprocess.Popen, LLMServer]:
+    """Run a server ``command`` listening on ``port``, its output to ``log_path``; wait until it answers."""
+    log = open(log_path, "wb")  # noqa: SIM115 - closed with the process
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    server = LLMServer(base_url=f"http://127.0.0.1:{port}/v1", model="smollm2")
+    try:
+        wait_ready(server.base_url, process, STARTUP_TIMEOUT_S)
+    except RuntimeError:
+        stop(process)
+        log.close()
+        raise
+    return process, server
+
+
 def start_llama_server(gguf: Path, log_path: Path) -> tuple[subprocess.Popen, LLMServer]:
     """Start ``python -m llama_cpp.server`` on a free port and wait until it answers."""
     port = free_port()
@@ -122,16 +136,7 @@ def start_llama_server(gguf: Path, log_path: Path) -> tuple[subprocess.Popen, LL
         "--n_threads", threads,
         "--verbose", "False",
     ]
-    log = open(log_path, "wb")  # noqa: SIM115 - closed with the process
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    server = LLMServer(base_url=f"http://127.0.0.1:{port}/v1", model="smollm2")
-    try:
-        wait_ready(server.base_url, process, STARTUP_TIMEOUT_S)
-    except RuntimeError:
-        stop(process)
-        log.close()
-        raise
-    return process, server
+    return _launch(command, port, log_path)
 
 
 def start_native_server(binary: Path, gguf: Path, log_path: Path, parallel: int = 4) -> tuple[subprocess.Popen, LLMServer]:
@@ -145,16 +150,7 @@ def start_native_server(binary: Path, gguf: Path, log_path: Path, parallel: int 
     threads = str(max(1, min(2, os.cpu_count() or 1)))
     command = [str(binary), "-m", str(gguf), "--alias", "smollm2", "--host", "127.0.0.1", "--port", str(port),
                "-np", str(parallel), "-c", str(4096 * parallel), "-t", threads]
-    log = open(log_path, "wb")  # noqa: SIM115 - closed with the process
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    server = LLMServer(base_url=f"http://127.0.0.1:{port}/v1", model="smollm2")
-    try:
-        wait_ready(server.base_url, process, STARTUP_TIMEOUT_S)
-    except RuntimeError:
-        stop(process)
-        log.close()
-        raise
-    return process, server
+    return _launch(command, port, log_path)
 
 
 def stop(process: subprocess.Popen) -> None:
