@@ -15,7 +15,7 @@ import numpy as np
 from spacy.tokens import Doc
 
 from medcorr.detector import NotePrediction
-from medcorr.finding import ErrorType, Finding, Role
+from medcorr.finding import ErrorType, Finding, Role, SpanBasis
 
 #: The error type a lexicon kind states; a procedure is a management step or a treatment (the type head
 #: chooses between the two).
@@ -68,18 +68,21 @@ def _claim_in_sentence(doc: Doc, sentence_spans: Sequence[tuple[int, int]], pred
     allowed: tuple[ErrorType, ...] = ()
     if candidates:
         best = max(candidates, key=lambda c: (_mean_score(offsets, probs, c.start_char, c.end_char), -c.start_char))
-        span_start, span_end = best.start_char, best.end_char
+        span_start, span_end, basis = best.start_char, best.end_char, SpanBasis.TERM
         allowed = TYPES_OF_KIND.get(best.kind, ())
     else:
         span_start, span_end = _span_from_tokens(offsets, probs, start, end)
+        basis = SpanBasis.TOKENS
         if len(_WORD.findall(doc.text[span_start:span_end])) == 0:  # a lone "-" or digit: the sentence instead
-            span_start, span_end = _trimmed(doc.text, start, end)
+            span_start, span_end = start, end
+        if _covers_sentence(doc.text, span_start, span_end, start, end):
+            span_start, span_end, basis = *_trimmed(doc.text, start, end), SpanBasis.SENTENCE
     char_span = doc.char_span(span_start, span_end, alignment_mode="expand")
     if char_span is not None:
         span_start, span_end = char_span.start_char, char_span.end_char
     return Finding(start=span_start, end=span_end, text=doc.text[span_start:span_end],
                    type=prediction.error_type(sentence, allowed), score=float(prediction.location[sentence]),
-                   sentence=sentence, role=Role.CLAIM)
+                   sentence=sentence, role=Role.CLAIM, basis=basis)
 
 
 #: A word of at least three letters: a token-head span without one is no claim text.
@@ -93,6 +96,12 @@ def _trimmed(text: str, start: int, end: int) -> tuple[int, int]:
     while end > start and text[end - 1].isspace():
         end -= 1
     return start, end
+
+
+def _covers_sentence(text: str, span_start: int, span_end: int, start: int, end: int) -> bool:
+    """True when ``[span_start, span_end)`` holds every letter and digit of the sentence ``[start, end)``."""
+    left_out = text[start:span_start] + text[span_end:end]
+    return not any(character.isalnum() for character in left_out)
 
 
 def _inside_any(start: int, end: int, ranges: Sequence[tuple[int, int]]) -> bool:

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from medcorr.cli import UsageError
+from medcorr.finding import SpanBasis
 from medcorr.progress import PROGRESS_MODES, check_progress
 
 MAX_NOTE_BYTES_DEFAULT = 10 * 1024 * 1024
@@ -103,8 +104,9 @@ def format_report(doc, verdict) -> str:
     if verdict.claims:
         lines += ["", "claims to double-check (not asserted errors), best first:"]
     for claim in verdict.claims:
+        named = "(no term named: the whole sentence)" if claim.basis is SpanBasis.SENTENCE else repr(claim.text)
         lines += [
-            f"  [{claim.rank + 1}] {claim.type.value} {claim.text!r} in sentence #{claim.sentence} "
+            f"  [{claim.rank + 1}] {claim.type.value} {named} in sentence #{claim.sentence} "
             f"(localisation {claim.score:.2f})",
             f"      sentence: {_sentence_text(sentences, claim.sentence)}",
         ]

@@ -27,7 +27,7 @@ from medcorr.claims import DEFAULT_MAX_CLAIMS, rank_claims
 from medcorr.context import context_scopes
 from medcorr.detector import META_FILE, TOKENIZER_FILE, NotePrediction, OnnxDetector
 from medcorr.evidence import DetectorHead, Judgement, combine
-from medcorr.finding import ERROR_TYPES, Evidence, Finding, Role, SourceKind, Verdict
+from medcorr.finding import ERROR_TYPES, Evidence, Finding, Role, SourceKind, SpanBasis, Verdict
 from medcorr.generators.base import CorrectionRequest, Generator
 from medcorr.registry import detectors
 from medcorr.screening import DEFAULT_MAX_NOTE_CHARS, Screen, screen
@@ -377,7 +377,7 @@ class MedcorrComponent(Pipe):
             return
         requests = [CorrectionRequest(doc.text, tuple(spans), claim)
                     for doc, spans, claims in zip(docs, sentence_spans, all_claims) for claim in claims
-                    if not _is_whole_sentence(doc.text, spans[claim.sentence], claim)]
+                    if claim.basis is not SpanBasis.SENTENCE]
         if not requests:
             return
         for request, proposal in zip(requests, self.generator(requests)):
@@ -440,12 +440,6 @@ def _set_sentence_starts(doc: Doc, spans: Sequence[tuple[int, int]]) -> None:
 def _negated_ranges(doc: Doc) -> list[tuple[int, int]]:
     """Character ranges in the scope of ConText negation modifiers (empty when ConText did not run)."""
     return [(start, end) for _, start, end in context_scopes(doc, {"NEGATED_EXISTENCE"})]
-
-
-def _is_whole_sentence(text: str, sentence: tuple[int, int], claim: Finding) -> bool:
-    """True for a claim that names no term, only its sentence (lexicon alternatives would rewrite it)."""
-    start, end = sentence
-    return text[start:end].strip() == text[claim.start:claim.end].strip()
 
 
 def _check_judgement(text: str, result: CheckResult) -> Judgement:

@@ -53,6 +53,19 @@ class Role(str, Enum):
     ERROR = "error"
 
 
+class SpanBasis(str, Enum):
+    """How a claim's span was chosen inside its sentence.
+
+    ``term``: a lexicon term (diagnosis, drug, organism, procedure) the localiser's token head scored
+    highest; ``tokens``: the best-scored run of tokens (the sentence names no lexicon term); ``sentence``:
+    the whole sentence (no term and no usable token run: re-read the sentence).
+    """
+
+    TERM = "term"
+    TOKENS = "tokens"
+    SENTENCE = "sentence"
+
+
 class Status(str, Enum):
     """What medcorr could do with a note.
 
@@ -135,7 +148,8 @@ class Finding:
     ``start``/``end`` are character offsets into the note text; ``sentence`` is the index of the sentence
     that holds the span. ``score`` (0..1): for a claim, its share of the localiser's distribution over the
     note's sentences (how likely this sentence holds the note's checkable claim); for an error, the
-    confidence of the source that asserted it. ``rank`` orders claims, best first (0-based).
+    confidence of the source that asserted it. ``rank`` orders claims, best first (0-based). ``basis`` says
+    how a claim's span was chosen (:class:`SpanBasis`; None for a span a source named itself).
     ``correction`` / ``corrected_sentence`` are set only on errors, only when the asserting source produced
     them, and ``correction_source`` names that source. ``alternatives`` are lexicon terms of the same
     family, shown to a reviewer unranked; they are never a correction. ``evidence`` lists the sources that
@@ -155,6 +169,7 @@ class Finding:
     correction_source: str | None = None
     alternatives: list[str] = field(default_factory=list)
     evidence: list[Evidence] = field(default_factory=list)
+    basis: SpanBasis | None = None
 
     @property
     def is_error(self) -> bool:
@@ -172,6 +187,7 @@ class Finding:
             "type": self.type.value,
             "score": round(float(self.score), 6),
             "sentence": self.sentence,
+            "basis": None if self.basis is None else self.basis.value,
             "correction": self.correction,
             "corrected_sentence": self.corrected_sentence,
             "correction_source": self.correction_source,
@@ -189,6 +205,7 @@ class Finding:
             type=ErrorType(data["type"]),
             score=float(data["score"]),
             sentence=int(data["sentence"]),
+            basis=None if data.get("basis") is None else SpanBasis(data["basis"]),
             role=Role(data.get("role", Role.CLAIM.value)),
             rank=int(data.get("rank", 0)),
             correction=data.get("correction"),

@@ -100,6 +100,7 @@ def finding_type() -> "StructType":
         StructField("type", StringType(), False),
         StructField("score", DoubleType(), False),
         StructField("sentence", IntegerType(), False),
+        StructField("basis", StringType(), True),
         StructField("correction", StringType(), True),
         StructField("corrected_sentence", StringType(), True),
         StructField("correction_source", StringType(), True),

@@ -136,3 +136,18 @@ def test_every_command_has_help():
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
+
+
+def test_the_report_says_when_a_claim_names_no_term():
+    import spacy
+
+    from medcorr.cli_check import format_report
+    from medcorr.finding import ErrorType, Finding, SpanBasis, Status, Verdict
+
+    text = "Seen in clinic. Plan was discussed with the family."
+    doc = spacy.blank("en")(text)
+    claims = [Finding(16, len(text), text[16:], ErrorType.MANAGEMENT, 0.7, 1, basis=SpanBasis.SENTENCE, rank=0),
+              Finding(0, 4, "Seen", ErrorType.MANAGEMENT, 0.3, 0, basis=SpanBasis.TOKENS, rank=1)]
+    report = format_report(doc, Verdict(Status.CLAIMS_ONLY, claims=claims, status_reason="not judged"))
+    assert "[1] MANAGEMENT (no term named: the whole sentence) in sentence #1" in report
+    assert "[2] MANAGEMENT 'Seen' in sentence #0" in report

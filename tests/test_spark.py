@@ -28,7 +28,7 @@ from pyspark.sql.types import (  # noqa: E402
 )
 
 from medcorr import __version__  # noqa: E402
-from medcorr.finding import ErrorType, Evidence, Finding, Role, SourceKind, Status, Verdict  # noqa: E402
+from medcorr.finding import ErrorType, Evidence, Finding, Role, SourceKind, SpanBasis, Status, Verdict  # noqa: E402
 from medcorr.pipeline import build_pipeline, verdict_of  # noqa: E402
 from medcorr.spark import (  # noqa: E402
     STATUS_ERROR, STATUS_INVALID, check_notes, evidence_type, finding_type, output_schema, result_rows,
@@ -142,9 +142,9 @@ def _full_verdict() -> Verdict:
     error = Finding(start=3, end=9, text="vancomycin", type=ErrorType.PHARMACOTHERAPY, score=0.8, sentence=2,
                     role=Role.ERROR, rank=0, correction="nitrofurantoin", corrected_sentence="She takes nitrofurantoin.",
                     correction_source="medcorr.ChatVerifier.v1", alternatives=["nitrofurantoin", "fosfomycin"],
-                    evidence=[evidence])
+                    evidence=[evidence], basis=SpanBasis.TERM)
     claim = Finding(start=3, end=9, text="vancomycin", type=ErrorType.PHARMACOTHERAPY, score=0.61, sentence=2,
-                    rank=0, alternatives=["nitrofurantoin"])
+                    rank=0, alternatives=["nitrofurantoin"], basis=SpanBasis.TERM)
     return Verdict(status=Status.CHECKED, flag=True, score=0.8, error_sentence=2, source=evidence,
                    status_reason="the verifier found an error", claims=[claim], findings=[error])
 

@@ -5,6 +5,7 @@ kind of note on which the lexicon once proposed harmful "corrections" (glipizide
 paracentesis for needle decompression, Salmonella for S. pneumoniae).
 """
 import json
+import re
 import warnings
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from medcorr.claims import rank_claims
 from medcorr.detector import NotePrediction, default_model_dir
 from medcorr.evidence import DETECTOR_AUC_FLOOR, DetectorHead, Judgement, combine
 from medcorr.fhir import verdict_to_bundle
-from medcorr.finding import ErrorType, Evidence, Finding, Role, SourceKind, Status, Verdict
+from medcorr.finding import ErrorType, Evidence, Finding, Role, SourceKind, SpanBasis, Status, Verdict
 from medcorr.medec.run import sourced_correction
 
 NOTES = Path(__file__).parent / "fixtures" / "notes"
@@ -154,6 +155,28 @@ def test_a_drug_claim_is_pharmacotherapy_whatever_the_type_head_prefers():
     claims = rank_claims(doc, spans, prediction, matcher, max_claims=2)
     assert [(c.text, c.type, c.rank) for c in claims] == [("nitrofurantoin", ErrorType.PHARMACOTHERAPY, 0),
                                                          ("cystitis", ErrorType.DIAGNOSIS, 1)]
+
+
+def test_each_claim_says_how_its_span_was_chosen_and_a_whole_sentence_gets_no_alternatives():
+    nlp = spacy.blank("en")
+    text = "She has cystitis. He was seen by the team today. Plan for pneumonia was discussed."
+    doc = nlp(text)
+    spans = [(0, 17), (18, 48), (49, len(text))]
+    words = [(m.start(), m.end()) for m in re.finditer(r"\w+", text) if m.start() >= 18]
+    offsets = np.array(words)
+    # sentence 2: one peak ("team"); sentence 3: flat, every word in the run
+    probs = np.array([0.9 if text[a:b] == "team" else 0.1 if a < 48 else 0.5 for a, b in words])
+    prediction = NotePrediction(location=np.array([0.5, 0.3, 0.2]), error=np.zeros(3), types=np.zeros((3, 5)),
+                                token_offsets=offsets, token_probs=probs)
+    matcher = lambda span: [StubCandidate(8, 16, "diagnosis")]  # it misses "pneumonia" in sentence 3
+    claims = rank_claims(doc, spans, prediction, matcher, max_claims=3)
+    assert [(c.text, c.basis) for c in claims] == [("cystitis", SpanBasis.TERM), ("team", SpanBasis.TOKENS),
+                                                  ("Plan for pneumonia was discussed.", SpanBasis.SENTENCE)]
+    assert all(Finding.from_dict(c.to_dict()) == c for c in claims)
+
+    component = pipeline().get_pipe("medcorr")
+    component._add_alternatives([doc], [spans], [claims])
+    assert claims[0].alternatives and not claims[2].alternatives  # a lexicon term's siblings; a sentence none
 
 
 @pytest.mark.parametrize("text, status", [
