@@ -58,6 +58,25 @@ def medcorr_component(nlp) -> Any | None:
     return None
 
 
+def verifier_of(nlp) -> Any | None:
+    """The verifier of the pipeline's medcorr component, or None (no component, or no verifier)."""
+    try:
+        return getattr(medcorr_component(nlp), "verifier", None)
+    except Exception:  # noqa: BLE001 (an unusual pipeline object: no verifier known)
+        return None
+
+
+def verifier_batch(nlp, batch_size: int) -> int:
+    """``batch_size`` raised to the notes the pipeline's verifier can have in flight at once, so that one
+    ``nlp.pipe`` batch keeps all the requests it may send going; ``batch_size`` without a verifier."""
+    verifier = verifier_of(nlp)
+    if verifier is None:
+        return batch_size
+    from medcorr.verifiers.base import notes_in_flight
+
+    return max(batch_size, notes_in_flight(verifier))
+
+
 def verdict_of(doc) -> Verdict:
     """The medcorr verdict the component stored on a processed ``Doc``."""
     verdict = doc._.medcorr
@@ -66,7 +85,8 @@ def verdict_of(doc) -> Verdict:
     return verdict
 
 
-def check_texts(nlp, texts: Iterable[str], batch_size: int = 16) -> Iterator[Verdict]:
-    """Run ``nlp`` over ``texts`` and yield one verdict per text, in order."""
-    for doc in nlp.pipe(texts, batch_size=batch_size):
+def check_texts(nlp, texts: Iterable[str], batch_size: int | None = None) -> Iterator[Verdict]:
+    """Run ``nlp`` over ``texts`` and yield one verdict per text, in order (``batch_size`` notes per
+    ``nlp.pipe`` batch; None: 16, or the notes the verifier can have in flight when that is more)."""
+    for doc in nlp.pipe(texts, batch_size=verifier_batch(nlp, 16) if batch_size is None else batch_size):
         yield verdict_of(doc)

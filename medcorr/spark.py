@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from medcorr import __version__
 from medcorr.finding import Status, Verdict
-from medcorr.pipeline import build_pipeline, medcorr_component, verdict_of
+from medcorr.pipeline import build_pipeline, medcorr_component, verdict_of, verifier_batch
 from medcorr.screening import screen
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -61,7 +61,8 @@ logger = logging.getLogger("medcorr.spark")
 STATUS_ERROR = "error"
 #: Status of a value that is not a note text (not a string, or bytes that are not UTF-8).
 STATUS_INVALID = "invalid"
-#: Notes per ``nlp.pipe`` batch inside an Arrow batch (what ``medcorr medec run`` uses).
+#: Notes per ``nlp.pipe`` batch inside an Arrow batch (what ``medcorr medec run`` uses), raised to the
+#: notes a verifier can have in flight (:func:`medcorr.pipeline.verifier_batch`) when none is given.
 DEFAULT_BATCH_SIZE = 16
 #: Pipelines kept per Python worker (keyed by configuration); the oldest is dropped beyond this.
 MAX_CACHED_PIPELINES = 2
@@ -182,14 +183,17 @@ def _prescreen(value: Any, max_note_chars: int, max_length: int) -> tuple[str | 
     return value, None
 
 
-def result_rows(nlp: Any, values: Sequence[Any], batch_size: int = DEFAULT_BATCH_SIZE) -> list[dict[str, Any]]:
+def result_rows(nlp: Any, values: Sequence[Any], batch_size: int | None = None) -> list[dict[str, Any]]:
     """The result row of each value, in order, as the executors compute them for one Arrow batch.
 
     ``nlp`` is a pipeline with the medcorr component; ``values`` are note texts (``str``, UTF-8 ``bytes``,
     or anything else, which gets a status row). Each row has the keys of :func:`result_schema`. Notes go
-    through ``nlp.pipe(..., batch_size=batch_size)``; if the pipeline raises, the notes it had not returned
+    through ``nlp.pipe(..., batch_size=batch_size)`` (None: :data:`DEFAULT_BATCH_SIZE`, or the notes the
+    verifier can have in flight when that is more); if the pipeline raises, the notes it had not returned
     are checked one at a time, and a note that raises alone gets status :data:`STATUS_ERROR`.
     """
+    if batch_size is None:
+        batch_size = verifier_batch(nlp, DEFAULT_BATCH_SIZE)
     component = _medcorr_component(nlp)
     versions = {"medcorr_version": __version__, "model_version": str(component.model_version or "unknown")}
     max_note_chars = int(component.cfg.get("max_note_chars") or 0)
@@ -249,7 +253,7 @@ class _NoteChecker:
     """The function each task runs over its Arrow batches (pickled by reference to this module)."""
 
     def __init__(self, key: str, config: str | None, overrides: dict[str, Any], builder: Callable[[], Any] | None,
-                 batch_size: int, id_col: str, text_col: str, keep_text: bool, arrow_schema: "pyarrow.Schema"):
+                 batch_size: int | None, id_col: str, text_col: str, keep_text: bool, arrow_schema: "pyarrow.Schema"):
         self.key, self.config, self.overrides, self.builder = key, config, overrides, builder
         self.batch_size, self.id_col, self.text_col, self.keep_text = batch_size, id_col, text_col, keep_text
         self.arrow_schema = arrow_schema
@@ -301,7 +305,7 @@ def check_notes(
     text_col: str = "text",
     config: str | Path | None = None,
     overrides: dict[str, Any] | None = None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int | None = None,
     keep_text: bool = False,
     num_threads: int | None = None,
     builder: Callable[[], Any] | None = None,
@@ -329,7 +333,8 @@ def check_notes(
     the N concurrent tasks of an N-core executor use N cores and not N x N threads. It is added to
     ``overrides`` unless they set ``num_threads`` themselves; it is not applied to a ``builder``.
     ``batch_size``: notes per ``nlp.pipe`` batch within an Arrow batch
-    (``spark.sql.execution.arrow.maxRecordsPerBatch`` rows).
+    (``spark.sql.execution.arrow.maxRecordsPerBatch`` rows); None = :data:`DEFAULT_BATCH_SIZE`, or as many
+    notes as the verifier can have in flight when that is more.
     """
     from pyspark.sql.functions import col
     from pyspark.sql.pandas.types import to_arrow_schema

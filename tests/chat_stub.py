@@ -18,6 +18,12 @@ from typing import Any, Callable
 Script = Callable[[dict[str, Any], int], tuple]
 
 
+class _Server(ThreadingHTTPServer):
+    # http.server's listen backlog is 5: a burst of more connections than that waits out a SYN retry (about
+    # 1 s), which a real model server's backlog would not make it do
+    request_queue_size = 128
+
+
 class StubServer:
     """A scripted chat-completions server; ``delay`` seconds per request; usage reported as word counts."""
 
@@ -71,7 +77,7 @@ class StubServer:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = _Server(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
         threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()

@@ -32,6 +32,7 @@ import pytest
 from medcorr.fhir import bundle_verdict
 from medcorr.stream.cli import load_nlp
 from medcorr.stream.config import StreamConfig
+from medcorr.pipeline import verifier_of
 from medcorr.stream.consumer import EXIT_OK, EXIT_USAGE, StreamProcessor, pipe_batch_size
 from medcorr.stream.metrics import StreamMetrics
 from medcorr.stream.records import header_dict
@@ -39,7 +40,6 @@ from medcorr.stream.sizing import (
     KAFKA_DEFAULT_MAX_POLL_INTERVAL_MS,
     MARGIN_S,
     poll_budget,
-    verifier_of,
 )
 from medcorr.verifiers.chat import ASKS_PER_ANSWER, ChatVerifier
 
@@ -235,6 +235,40 @@ def test_a_vote_is_bounded_by_its_slowest_member_and_an_unbounded_verifier_by_no
     assert worst_case_seconds(Unbounded(), 8) is None
     assert VotingVerifier({"a": quick, "u": Unbounded()}).worst_case_seconds(8) is None
     assert worst_case_seconds(Unbounded(), 0) == 0.0
+
+
+def test_pipe_batches_hold_as_many_notes_as_the_verifier_can_have_in_flight(verifier_nlp, stub):
+    """A verifier allowed 24 requests at once gets all 24 notes of a Kafka batch in one pipe batch: the
+    endpoint sees 24 requests in flight (pipe batches of the CPU detector's 8 would cap it at 8)."""
+    server = stub(lambda body, i: (200, answer(False)), delay=1.0)
+    verifier = with_verifier(verifier_nlp, server.base_url, timeout=10, max_retries=0, max_concurrency=24)
+    assert verifier.notes_in_flight == 24 and pipe_batch_size(verifier_nlp, 64) == 24
+    assert pipe_batch_size(verifier_nlp, 12) == 12  # never more than the Kafka batch
+    texts = [note_text(i, False, f"Record {i}.") for i in range(24)]
+    kafka = FakeKafka([[note_message(i, text) for i, text in enumerate(texts)]])
+    processor = StreamProcessor(StreamConfig(bootstrap_servers="fake:9092", batch_size=24).validate(), verifier_nlp,
+                                consumer_factory=kafka.consumer, producer_factory=kafka.producer)
+    kafka.processor = processor
+    assert processor.run() == EXIT_OK and processor.summary.processed == 24
+    assert server.max_in_flight == 24
+    with_verifier(verifier_nlp, server.base_url, max_concurrency=6, samples=3)
+    assert pipe_batch_size(verifier_nlp, 64) == 8  # 2 notes fill 6 requests: the detector's overlap batch
+
+
+def test_notes_in_flight_of_chat_and_voting_verifiers():
+    from medcorr.pipeline import build_pipeline, verifier_batch
+    from medcorr.verifiers.base import notes_in_flight
+    from medcorr.verifiers.voting import VotingVerifier
+
+    def chat(**settings: Any) -> ChatVerifier:
+        return ChatVerifier("http://127.0.0.1:9/v1", model="m", api_key_env=None, examples=0, **settings)
+
+    assert chat(max_concurrency=32, samples=3).notes_in_flight == 11  # 11 notes x 3 samples fill 32
+    assert chat(max_concurrency=1, samples=5).notes_in_flight == 1
+    vote = VotingVerifier({"a": chat(max_concurrency=4), "b": chat(max_concurrency=40, samples=2)})
+    assert vote.notes_in_flight == 20
+    assert notes_in_flight(object()) == 1  # a verifier that does not say
+    assert verifier_batch(build_pipeline(), 16) == 16  # no verifier: unchanged
 
 
 def run_guarded(nlp: Any, **config: Any) -> tuple[int, FakeKafka, StreamProcessor]:

@@ -371,6 +371,25 @@ def test_a_failed_verification_is_unverified_never_no_error(stub):
     assert "entry" not in verdict_to_bundle(verdict, "DocumentReference/1/_history/1")
 
 
+def test_the_medec_runner_and_check_texts_keep_as_many_requests_going_as_the_verifier_allows(stub):
+    """Their default pipe batch (16 notes) is raised to the verifier's 20 notes in flight."""
+    from medcorr.medec.io import MedecRecord, MedecSentence
+    from medcorr.medec.run import run_medec
+    from medcorr.pipeline import check_texts
+
+    server = stub(lambda body, i: (200, answer(False)), delay=1.0)
+    nlp = pipeline_with(stub_config(server, max_concurrency=20, max_retries=0))
+    texts = [f"{NOTE} Record {i}." for i in range(20)]
+    assert [v.status for v in check_texts(nlp, texts)] == [Status.CHECKED] * 20
+    assert server.max_in_flight == 20
+    server.max_in_flight = 0
+    sentences = [part.strip() + "." for part in NOTE.split(".") if part.strip()]
+    records = [MedecRecord(f"n{i}", " ".join([*sentences, f"Record {i}."]),
+                           [MedecSentence(j, text) for j, text in enumerate([*sentences, f"Record {i}."])])
+               for i in range(20)]
+    assert len(run_medec(nlp, records)) == 20 and server.max_in_flight == 20
+
+
 def test_the_verifier_is_chosen_in_a_spacy_config(stub, tmp_path):
     server = stub(lambda body, i: (200, answer(False)))
     config = Config().from_str(f"""

@@ -61,7 +61,9 @@ def register(subparsers) -> None:
     run.add_argument(
         "--config", metavar="CFG", help="pipeline .cfg or saved pipeline directory (default: built-in pipeline)"
     )
-    run.add_argument("--batch-size", type=int, default=16, metavar="N", help="nlp.pipe batch size (default: 16)")
+    run.add_argument("--batch-size", type=int, metavar="N",
+                     help="notes per nlp.pipe batch (default: 16, or as many notes as the verifier can have in "
+                          "flight when that is more: max_concurrency / samples)")
     run.add_argument(
         "--no-proposal",
         choices=("original", "na"),
@@ -119,7 +121,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.limit is not None and args.limit < 1:
         raise UsageError("--limit must be at least 1")
-    if args.batch_size < 1:
+    if args.batch_size is not None and args.batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
     records = _read_records(args.input, (TEXT, SENTENCES))
     if args.limit is not None:

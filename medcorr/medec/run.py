@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable, Iterator, Literal, Sequence
 
 from medcorr.finding import Verdict
 from medcorr.medec.io import MedecFormatError, MedecRecord, SubmissionLine, align_sentences
-from medcorr.pipeline import medcorr_component, verdict_of
+from medcorr.pipeline import verdict_of, verifier_batch, verifier_of
 
 #: What to write for a flagged text whose verdict has no corrected sentence: the original MEDEC
 #: sentence unchanged (the official format reserves ``NA`` for texts without an error), or ``NA``.
@@ -150,23 +150,30 @@ def sourced_correction(verdict) -> str | None:
 def verifier_counters(nlp) -> Callable[[], dict[str, int]] | None:
     """A function reading the counters of the medcorr component's verifier (``stats()``), or None when
     the pipeline has no medcorr component or no verifier."""
-    verifier = getattr(medcorr_component(nlp), "verifier", None)
+    verifier = verifier_of(nlp)
     if callable(getattr(verifier, "stats", None)):
         return lambda: dict(verifier.stats())
     return None
+
+
+#: ``nlp.pipe`` batch of the MEDEC runner when none is given (raised for a verifier: see
+#: :func:`medcorr.pipeline.verifier_batch`).
+DEFAULT_BATCH_SIZE = 16
 
 
 def iter_medec(
     nlp,
     records: Iterable[MedecRecord],
     *,
-    batch_size: int = 16,
+    batch_size: int | None = None,
     no_proposal: NoProposal = "original",
     stats: RunStats | None = None,
 ) -> Iterator[SubmissionLine]:
     """Lazily yield one submission line per record, in order (see :func:`run_medec`)."""
     if no_proposal not in ("original", "na"):
         raise ValueError("no_proposal must be 'original' or 'na'")
+    if batch_size is None:
+        batch_size = verifier_batch(nlp, DEFAULT_BATCH_SIZE)
     stats = stats if stats is not None else RunStats()
     counters = verifier_counters(nlp)
     before = counters() if counters else {}
@@ -204,7 +211,7 @@ def run_medec(
     nlp,
     records: Iterable[MedecRecord],
     *,
-    batch_size: int = 16,
+    batch_size: int | None = None,
     no_proposal: NoProposal = "original",
     progress: bool = False,
     stats: RunStats | None = None,
@@ -212,7 +219,9 @@ def run_medec(
     """Run ``nlp`` (a pipeline with the medcorr component) on MEDEC records; one line per record.
 
     ``stats``, when given, is filled with the counts and timing (and the LLM-call count when the
-    component has a verifier). ``progress`` shows a tqdm bar (notes/s) on stderr.
+    component has a verifier). ``progress`` shows a tqdm bar (notes/s) on stderr. ``batch_size`` (notes per
+    ``nlp.pipe`` batch) defaults to :data:`DEFAULT_BATCH_SIZE`, or to the notes the verifier can have in
+    flight when that is more.
     """
     records = list(records)
     lines = iter_medec(nlp, records, batch_size=batch_size, no_proposal=no_proposal, stats=stats)

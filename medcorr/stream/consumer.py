@@ -42,7 +42,7 @@ from typing import Any, Callable, Iterator
 from medcorr import __version__
 from medcorr.fhir import BadInputError, NoteInput, read_notes, verdict_to_bundle
 from medcorr.finding import Status, Verdict
-from medcorr.pipeline import medcorr_component, verdict_of
+from medcorr.pipeline import medcorr_component, verdict_of, verifier_batch, verifier_of
 from medcorr.stream.config import StreamConfig
 from medcorr.stream.metrics import StreamMetrics
 from medcorr.stream.records import (
@@ -57,7 +57,7 @@ from medcorr.stream.records import (
     output_record,
     qualified_name,
 )
-from medcorr.stream.sizing import KAFKA_DEFAULT_MAX_POLL_INTERVAL_MS, poll_budget, verifier_of
+from medcorr.stream.sizing import KAFKA_DEFAULT_MAX_POLL_INTERVAL_MS, poll_budget
 
 logger = logging.getLogger("medcorr.stream")
 
@@ -117,7 +117,8 @@ def model_version_of(nlp: Any) -> str:
 #: overlaps the model on one pipe batch with the upstream components and verdicts of the next. On the
 #: broker tests' short notes, 231 against 221 notes/s (medians of 4 interleaved pairs, every pair faster,
 #: with one ``nlp.pipe`` call per Kafka batch). A batched detector (CUDA) gets pipe batches of a whole
-#: Kafka batch, to keep its calls full.
+#: Kafka batch, to keep its calls full. A verifier that can have more notes in flight than this gets
+#: pipe batches of that many (up to the Kafka batch), so that the language model is kept busy.
 OVERLAP_PIPE_BATCH = 8
 
 
@@ -128,7 +129,7 @@ def pipe_batch_size(nlp: Any, notes: int) -> int:
     except Exception:  # noqa: BLE001 (a tuning guess must never stop the stream)
         detector = None
     one_window_calls = getattr(detector, "batch_size", None) == 1
-    return max(1, min(notes, OVERLAP_PIPE_BATCH) if one_window_calls else notes)
+    return max(1, min(notes, verifier_batch(nlp, OVERLAP_PIPE_BATCH)) if one_window_calls else notes)
 
 
 def _offset_and_metadata(offset: int) -> Any:

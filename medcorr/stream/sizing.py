@@ -23,21 +23,13 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from medcorr.pipeline import medcorr_component
+from medcorr.pipeline import verifier_of
 from medcorr.verifiers.base import worst_case_seconds
 
 #: Seconds added to the verifier's worst case for the model, the FHIR mapping, delivery and commit.
 MARGIN_S = 60.0
 #: kafka-python's (and Kafka's) default ``max_poll_interval_ms``.
 KAFKA_DEFAULT_MAX_POLL_INTERVAL_MS = 300_000
-
-
-def verifier_of(nlp: Any) -> Any:
-    """The verifier of the pipeline's ``medcorr`` component, or None (no component, or no verifier)."""
-    try:
-        return getattr(medcorr_component(nlp), "verifier", None)
-    except Exception:  # noqa: BLE001 (an unusual pipeline object: no verifier known)
-        return None
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,13 @@ class Verifier(Protocol):
         ...
 
 
+def notes_in_flight(verifier: Any) -> int:
+    """How many notes ``verifier`` can have questions about in flight at once (its ``notes_in_flight``
+    attribute; 1 when it does not say). A batch of fewer notes leaves requests it could send unsent."""
+    value = getattr(verifier, "notes_in_flight", None)
+    return 1 if value is None else max(1, int(value))
+
+
 def worst_case_seconds(verifier: Any, notes: int) -> float | None:
     """The longest one call of ``verifier`` on ``notes`` notes can take, or None when unknown.
 

@@ -97,6 +97,11 @@ class ChatVerifier:
                           else ExampleBank.load())
         return self._bank
 
+    @property
+    def notes_in_flight(self) -> int:
+        """Notes whose questions fill ``max_concurrency`` (each note is asked ``samples`` times)."""
+        return math.ceil(self.max_concurrency / self.samples)
+
     def worst_case_seconds(self, notes: int) -> float:
         """The longest one call on ``notes`` notes can take: ``ceil(notes x samples / max_concurrency)``
         rounds of :data:`ASKS_PER_ANSWER` questions in a row, each the client's worst request."""

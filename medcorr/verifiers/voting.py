@@ -16,7 +16,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence
 from medcorr.evidence import Judgement
 from medcorr.finding import Evidence, SourceKind
 from medcorr.registry import verifiers
-from medcorr.verifiers.base import VerificationRequest, Verifier, worst_case_seconds
+from medcorr.verifiers.base import VerificationRequest, Verifier, notes_in_flight, worst_case_seconds
 
 
 class VotingVerifier:
@@ -38,6 +38,11 @@ class VotingVerifier:
         for member in self.members.values():
             total.update(member.stats())
         return dict(total)
+
+    @property
+    def notes_in_flight(self) -> int:
+        """The most notes any member can have in flight (every member is asked about every note)."""
+        return max(notes_in_flight(member) for member in self.members.values())
 
     def worst_case_seconds(self, notes: int) -> float | None:
         """The longest one call on ``notes`` notes can take (the members are asked side by side: the
