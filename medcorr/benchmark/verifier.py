@@ -160,14 +160,17 @@ def plain_client(url: str, headers: dict[str, str], bodies: Sequence[bytes], con
 
 
 def medcorr_pass(nlp: Any, verifier: Any, texts: Sequence[str], batch_size: int) -> dict[str, Any]:
-    """One pass of ``nlp.pipe`` over ``texts``: seconds, the verifier's counters over the pass, the verdicts'
-    statuses. medcorr's lookup caches are emptied first, as in the bench's other pipeline passes."""
+    """One pass of ``nlp.pipe`` over ``texts`` (batches of ``batch_size`` notes, or of the verifier's notes in
+    flight when more): seconds, the verifier's counters over the pass, the verdicts' statuses. medcorr's
+    lookup caches are emptied first, as in the bench's other pipeline passes."""
     from medcorr.lexicon import Lexicon
+    from medcorr.pipeline import verifier_batch
 
     Lexicon.clear_default_caches()
     before = verifier.stats()
     started = time.perf_counter()
-    statuses = Counter(doc._.medcorr.status.value for doc in nlp.pipe(texts, batch_size=batch_size))
+    docs = nlp.pipe(texts, batch_size=verifier_batch(nlp, batch_size))
+    statuses = Counter(doc._.medcorr.status.value for doc in docs)
     seconds = time.perf_counter() - started
     after = verifier.stats()
     counters = {key: int(after.get(key, 0)) - int(before.get(key, 0)) for key in COUNTERS}
@@ -343,7 +346,7 @@ def markdown_lines(section: dict[str, Any], fmt: Any) -> list[str]:
     overrides = section.get("overrides") or {}
     lines = [
         "", f"{title} ({section['verifier']})", "",
-        f"{section['notes']} notes through `nlp.pipe` (batches of {section['batch_size']}) with the verifier's "
+        f"{section['notes']} notes through `nlp.pipe` (batches of at least {section['batch_size']}) with the verifier's "
         "disk cache off, at each max_concurrency, against a plain client (a thread pool of as many urllib POSTs) "
         "sending the request bodies of medcorr's latest pass at that concurrency in its order (re-asks included) "
         f"to the same endpoint; {section['rounds']} interleaved round(s), the order alternating; "
