@@ -896,22 +896,34 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"each batch's seconds at the mean of the samples around it (median over the passes)"
             + _sampled_rate_summary(report["detector"]) + ".")
     lines += _profile_lines(report.get("int8_profile", {}))
-    lines += ["", "| Target | measured | target | met |", "|---|---:|---:|:---:|"]
-    for target in report["targets"].values():
-        met = {True: "yes", False: "**no**", None: "not measured"}[target["met"]]
-        lines.append(f"| {target['description']} | {_fmt(target['value'], 2)} | {target['target']} | {met} |")
+    lines += _target_rows(report["targets"], "Target")
     if "verifier" in report:
-        from medcorr.benchmark.verifier import markdown_lines
-
-        lines += markdown_lines(report["verifier"], _fmt)
+        lines += _verifier_lines(report["verifier"])
     if report["notes"]:
         lines += [""] + [f"- {note}" for note in report["notes"]]
     return "\n".join(lines)
 
 
-def _render_verifier_only(report: dict[str, Any]) -> str:
+def _target_rows(targets: dict[str, dict[str, Any]], heading: str) -> list[str]:
+    """A Markdown table of targets: description, measured value, target, met."""
+    lines = ["", f"| {heading} | measured | target | met |", "|---|---:|---:|:---:|"]
+    for target in targets.values():
+        met = {True: "yes", False: "**no**", None: "not measured"}[target["met"]]
+        lines.append(f"| {target['description']} | {_fmt(target['value'], 2)} | {target['target']} | {met} |")
+    return lines
+
+
+def _verifier_lines(section: dict[str, Any]) -> list[str]:
+    """The verifier section and its targets table."""
     from medcorr.benchmark.verifier import markdown_lines
 
+    lines = markdown_lines(section, _fmt)
+    if section.get("status") == "ok":
+        lines += _target_rows(section.get("targets", {}), "Verifier target")
+    return lines
+
+
+def _render_verifier_only(report: dict[str, Any]) -> str:
     machine, settings = report["machine"], report["settings"]
     load = machine.get("load_average_before")
     lines = ["## Performance: verifier stage", "",
@@ -920,7 +932,7 @@ def _render_verifier_only(report: dict[str, Any]) -> str:
              f"{', '.join(map(str, load)) if load else 'unknown'}; after: "
              f"{', '.join(map(str, machine.get('load_average_after') or [])) or 'unknown'}. "
              f"Notes: {settings['notes']} from {settings['notes_source']}."]
-    lines += markdown_lines(report["verifier"], _fmt)
+    lines += _verifier_lines(report["verifier"])
     if report["notes"]:
         lines += [""] + [f"- {note}" for note in report["notes"]]
     return "\n".join(lines)

@@ -135,9 +135,13 @@ class ChatClient:
         waits = sum(max(self.backoff * 2 ** attempt, self.max_retry_after) for attempt in range(self.max_retries))
         return self.timeout * (self.max_retries + 1) + waits
 
+    def encode(self, body: dict[str, Any]) -> bytes:
+        """The bytes :meth:`complete` POSTs for ``body``: the body with the model added, as JSON."""
+        return json.dumps({"model": self.model, "stream": False, **body}, ensure_ascii=False).encode("utf-8")
+
     def complete(self, body: dict[str, Any], request_id: str) -> ChatReply | ChatFailure:
         """The reply to ``body`` (model added), or a :class:`ChatFailure` once retries are spent."""
-        data = json.dumps({"model": self.model, "stream": False, **body}, ensure_ascii=False).encode("utf-8")
+        data = self.encode(body)
         reason = "unknown"
         for attempt in range(self.max_retries + 1):
             with self._lock:
@@ -167,7 +171,8 @@ class ChatClient:
             return min(max(retry_after, 0.0), self.max_retry_after)
         return self.backoff * (2 ** attempt)
 
-    def _headers(self) -> dict[str, str]:
+    def headers(self) -> dict[str, str]:
+        """The HTTP headers of a request (with the API key when its environment variable is set)."""
         headers = {"Content-Type": "application/json", "Accept": "application/json", "User-Agent": "medcorr"}
         key = os.environ.get(self.api_key_env) if self.api_key_env else None
         if key:
@@ -178,7 +183,7 @@ class ChatClient:
         return headers
 
     def _post(self, data: bytes) -> ChatReply:
-        request = urllib.request.Request(self.url, data=data, headers=self._headers(), method="POST")
+        request = urllib.request.Request(self.url, data=data, headers=self.headers(), method="POST")
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 raw = response.read()
