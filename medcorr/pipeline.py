@@ -66,7 +66,12 @@ def verifier_of(nlp) -> Any | None:
         return None
 
 
-def verifier_batch(nlp, batch_size: int) -> int:
+#: Notes per ``nlp.pipe`` batch of the MEDEC runner, Spark and :func:`check_texts` when none is given
+#: (raised for a verifier by :func:`verifier_batch`).
+DEFAULT_PIPE_BATCH = 16
+
+
+def verifier_batch(nlp, batch_size: int = DEFAULT_PIPE_BATCH) -> int:
     """``batch_size`` raised to the notes the pipeline's verifier can have in flight at once, so that one
     ``nlp.pipe`` batch keeps all the requests it may send going; ``batch_size`` without a verifier."""
     verifier = verifier_of(nlp)
@@ -87,6 +92,7 @@ def verdict_of(doc) -> Verdict:
 
 def check_texts(nlp, texts: Iterable[str], batch_size: int | None = None) -> Iterator[Verdict]:
     """Run ``nlp`` over ``texts`` and yield one verdict per text, in order (``batch_size`` notes per
-    ``nlp.pipe`` batch; None: 16, or the notes the verifier can have in flight when that is more)."""
-    for doc in nlp.pipe(texts, batch_size=verifier_batch(nlp, 16) if batch_size is None else batch_size):
+    ``nlp.pipe`` batch; None: :data:`DEFAULT_PIPE_BATCH`, or the notes the verifier can have in flight when
+    that is more)."""
+    for doc in nlp.pipe(texts, batch_size=verifier_batch(nlp) if batch_size is None else batch_size):
         yield verdict_of(doc)

@@ -61,9 +61,6 @@ logger = logging.getLogger("medcorr.spark")
 STATUS_ERROR = "error"
 #: Status of a value that is not a note text (not a string, or bytes that are not UTF-8).
 STATUS_INVALID = "invalid"
-#: Notes per ``nlp.pipe`` batch inside an Arrow batch (what ``medcorr medec run`` uses), raised to the
-#: notes a verifier can have in flight (:func:`medcorr.pipeline.verifier_batch`) when none is given.
-DEFAULT_BATCH_SIZE = 16
 #: Pipelines kept per Python worker (keyed by configuration); the oldest is dropped beyond this.
 MAX_CACHED_PIPELINES = 2
 #: Columns added after the verdict's fields.
@@ -188,12 +185,12 @@ def result_rows(nlp: Any, values: Sequence[Any], batch_size: int | None = None) 
 
     ``nlp`` is a pipeline with the medcorr component; ``values`` are note texts (``str``, UTF-8 ``bytes``,
     or anything else, which gets a status row). Each row has the keys of :func:`result_schema`. Notes go
-    through ``nlp.pipe(..., batch_size=batch_size)`` (None: :data:`DEFAULT_BATCH_SIZE`, or the notes the
-    verifier can have in flight when that is more); if the pipeline raises, the notes it had not returned
-    are checked one at a time, and a note that raises alone gets status :data:`STATUS_ERROR`.
+    through ``nlp.pipe(..., batch_size=batch_size)`` (None: :data:`medcorr.pipeline.DEFAULT_PIPE_BATCH`, or
+    the notes the verifier can have in flight when that is more); if the pipeline raises, the notes it had
+    not returned are checked one at a time, and a note that raises alone gets status :data:`STATUS_ERROR`.
     """
     if batch_size is None:
-        batch_size = verifier_batch(nlp, DEFAULT_BATCH_SIZE)
+        batch_size = verifier_batch(nlp)
     component = _medcorr_component(nlp)
     versions = {"medcorr_version": __version__, "model_version": str(component.model_version or "unknown")}
     max_note_chars = int(component.cfg.get("max_note_chars") or 0)
@@ -333,8 +330,8 @@ def check_notes(
     the N concurrent tasks of an N-core executor use N cores and not N x N threads. It is added to
     ``overrides`` unless they set ``num_threads`` themselves; it is not applied to a ``builder``.
     ``batch_size``: notes per ``nlp.pipe`` batch within an Arrow batch
-    (``spark.sql.execution.arrow.maxRecordsPerBatch`` rows); None = :data:`DEFAULT_BATCH_SIZE`, or as many
-    notes as the verifier can have in flight when that is more.
+    (``spark.sql.execution.arrow.maxRecordsPerBatch`` rows); None = :data:`medcorr.pipeline.DEFAULT_PIPE_BATCH`,
+    or as many notes as the verifier can have in flight when that is more.
     """
     from pyspark.sql.functions import col
     from pyspark.sql.pandas.types import to_arrow_schema

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from medcorr.cli import UsageError
+from medcorr.pipeline import DEFAULT_PIPE_BATCH
 
 RUN_EPILOG = """\
 Input: a MEDEC CSV (columns 'Text ID', 'Text', 'Sentences'; the label columns may be absent).
@@ -62,8 +63,8 @@ def register(subparsers) -> None:
         "--config", metavar="CFG", help="pipeline .cfg or saved pipeline directory (default: built-in pipeline)"
     )
     run.add_argument("--batch-size", type=int, metavar="N",
-                     help="notes per nlp.pipe batch (default: 16, or as many notes as the verifier can have in "
-                          "flight when that is more: max_concurrency / samples)")
+                     help=f"notes per nlp.pipe batch (default: {DEFAULT_PIPE_BATCH}, or as many notes as the verifier "
+                          "can have in flight when that is more: max_concurrency / samples)")
     run.add_argument(
         "--no-proposal",
         choices=("original", "na"),

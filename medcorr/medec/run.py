@@ -156,11 +156,6 @@ def verifier_counters(nlp) -> Callable[[], dict[str, int]] | None:
     return None
 
 
-#: ``nlp.pipe`` batch of the MEDEC runner when none is given (raised for a verifier: see
-#: :func:`medcorr.pipeline.verifier_batch`).
-DEFAULT_BATCH_SIZE = 16
-
-
 def iter_medec(
     nlp,
     records: Iterable[MedecRecord],
@@ -173,7 +168,7 @@ def iter_medec(
     if no_proposal not in ("original", "na"):
         raise ValueError("no_proposal must be 'original' or 'na'")
     if batch_size is None:
-        batch_size = verifier_batch(nlp, DEFAULT_BATCH_SIZE)
+        batch_size = verifier_batch(nlp)
     stats = stats if stats is not None else RunStats()
     counters = verifier_counters(nlp)
     before = counters() if counters else {}
@@ -220,8 +215,8 @@ def run_medec(
 
     ``stats``, when given, is filled with the counts and timing (and the LLM-call count when the
     component has a verifier). ``progress`` shows a tqdm bar (notes/s) on stderr. ``batch_size`` (notes per
-    ``nlp.pipe`` batch) defaults to :data:`DEFAULT_BATCH_SIZE`, or to the notes the verifier can have in
-    flight when that is more.
+    ``nlp.pipe`` batch) defaults to :data:`medcorr.pipeline.DEFAULT_PIPE_BATCH`, or to the notes the verifier
+    can have in flight when that is more.
     """
     records = list(records)
     lines = iter_medec(nlp, records, batch_size=batch_size, no_proposal=no_proposal, stats=stats)
