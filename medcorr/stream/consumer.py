@@ -631,9 +631,9 @@ class StreamProcessor:
                     self.metrics.outputs.inc(status=item.verdict.status.value)
                     if item.verdict.status is Status.UNVERIFIED:
                         summary.unverified += 1
-                if item.verdict is not None and item.verdict.flag:
-                    summary.flagged += 1
-                    self.metrics.flagged.inc()
+                    if item.verdict.flag:
+                        summary.flagged += 1
+                        self.metrics.flagged.inc()
                 self.metrics.latency.observe(delivered_at - batch.polled_at)
         records = batch.records
         self.metrics.messages.inc(len(records) - len(dead_messages), outcome="ok")

@@ -105,9 +105,7 @@ class ChatVerifier:
     def worst_case_seconds(self, notes: int) -> float:
         """The longest one call on ``notes`` notes can take: ``ceil(notes x samples / max_concurrency)``
         rounds of :data:`ASKS_PER_ANSWER` questions in a row, each the client's worst request."""
-        if notes <= 0:
-            return 0.0
-        rounds = math.ceil(notes * self.samples / self.max_concurrency)
+        rounds = math.ceil(max(0, notes) * self.samples / self.max_concurrency)
         return rounds * ASKS_PER_ANSWER * self.client.worst_case_seconds()
 
     def messages_for(self, request: VerificationRequest) -> list[dict[str, str]]:
